@@ -1,0 +1,54 @@
+"""The `vitbench` command line: thin Typer wiring over the library.
+
+Each command group lives in its own module and is registered here. Errors a user can fix
+(:class:`vitbench.errors.VitbenchError`) become one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+# Command modules register themselves on `app` when imported.
+from vitbench.cli import models as _models  # noqa: E402,F401
+from vitbench.cli import profile as _profile  # noqa: E402,F401
+from vitbench.cli.app import app
+from vitbench.cli.output import err_console
+from vitbench.errors import VitbenchError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning user errors into one line."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int):  # click returns the code of --help / --version exits
+            sys.exit(rc)
+    except VitbenchError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here too
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("VITBENCH_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err_console.print(
+            f"[red]error:[/red] {type(exc).__name__}: {first} "
+            "(set VITBENCH_DEBUG=1 for the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,100 @@
+"""Printing records: a rich table for people, CSV or JSON lines for pipes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+#: progress bars, warnings and errors go to stderr so stdout stays machine-readable
+err_console = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _fmt_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1e4 or abs(value) < 1e-3:
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def emit(
+    records: Sequence[Mapping[str, Any]],
+    fmt: OutputFormat | str = OutputFormat.table,
+    *,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    formatters: Mapping[str, Any] | None = None,
+) -> None:
+    """Write records to stdout in the chosen format.
+
+    ``table`` shows ``columns`` (with optional per-column display ``formatters`` that take the
+    record's value); ``csv`` and ``json`` (one object per line) carry every field, unformatted.
+    """
+    fmt = OutputFormat(fmt)
+    if fmt is OutputFormat.json:
+        for rec in records:
+            sys.stdout.write(
+                json.dumps({k: _clean(v) for k, v in rec.items()}, default=_json_default) + "\n"
+            )
+        sys.stdout.flush()
+        return
+    if fmt is OutputFormat.csv:
+        keys: list[str] = []
+        for rec in records:
+            keys.extend(k for k in rec if k not in keys)
+        writer = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        for rec in records:
+            writer.writerow({k: "" if _clean(v) is None else v for k, v in rec.items()})
+        sys.stdout.flush()
+        return
+    cols = list(columns) if columns else list(records[0].keys()) if records else []
+    formatters = formatters or {}
+    table = Table(title=title, show_lines=False)
+    for col in cols:
+        table.add_column(col, overflow="fold")
+    for rec in records:
+        table.add_row(*(formatters.get(c, _fmt_cell)(rec.get(c)) for c in cols))
+    Console().print(table)
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def info(message: str) -> None:
+    err_console.print(message, highlight=False)

@@ -1,0 +1,29 @@
+"""Where models come from: timm names and globs, readable aliases, our from-scratch models."""
+
+from vitbench.zoo.factory import (
+    ModelSpec,
+    create_model,
+    default_input_size,
+    expand_names,
+    known_names,
+    list_models,
+    parse_kwargs,
+    resolve_name,
+)
+from vitbench.zoo.registry import register_model, scratch_names
+from vitbench.zoo.weights import load_checkpoint, read_state_dict
+
+__all__ = [
+    "ModelSpec",
+    "create_model",
+    "default_input_size",
+    "expand_names",
+    "known_names",
+    "list_models",
+    "load_checkpoint",
+    "parse_kwargs",
+    "read_state_dict",
+    "register_model",
+    "resolve_name",
+    "scratch_names",
+]

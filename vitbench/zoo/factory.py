@@ -1,0 +1,192 @@
+"""One place that turns a model spec into a ``torch.nn.Module``.
+
+A spec is a timm model name, one of our aliases (``ViT-B/16``), or a from-scratch model
+(``scratch_vit_tiny_patch16_224``), plus size overrides (``img_size``, ``in_chans``,
+``num_classes``) and architecture keyword overrides that timm understands
+(``patch_size=8,depth=6``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitbench.errors import UnknownModelError, VitbenchError
+from vitbench.zoo.aliases import alias_names, resolve_alias
+from vitbench.zoo.registry import get_factory, scratch_names
+from vitbench.zoo.weights import check_pretrained_available, load_checkpoint
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: a resolved name and the overrides that change its shape."""
+
+    name: str
+    img_size: int | tuple[int, int] | None = None
+    in_chans: int | None = None
+    num_classes: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build_kwargs(self) -> dict[str, Any]:
+        kw = dict(self.kwargs)
+        if self.img_size is not None:
+            kw["img_size"] = self.img_size
+        if self.in_chans is not None:
+            kw["in_chans"] = self.in_chans
+        if self.num_classes is not None:
+            kw["num_classes"] = self.num_classes
+        return kw
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    """Parse ``"patch_size=8,depth=6,qkv_bias=false"`` into typed keyword arguments."""
+    out: dict[str, Any] = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise VitbenchError(f"model kwarg '{item}' is not of the form key=value")
+        key, raw = (s.strip() for s in item.split("=", 1))
+        out[key] = _parse_value(raw)
+    return out
+
+
+def _parse_value(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _timm_names() -> list[str]:
+    import timm
+
+    return timm.list_models()
+
+
+def known_names() -> list[str]:
+    """Every name a spec may use: timm models, our aliases and from-scratch models."""
+    return sorted(set(_timm_names()) | set(scratch_names()))
+
+
+def resolve_name(name: str) -> str:
+    """Map an alias or exact name to the canonical model name, or raise with suggestions."""
+    if get_factory(name) is not None:
+        return name
+    import timm
+
+    if timm.is_model(name):
+        return name
+    target = resolve_alias(name)
+    if target is not None:
+        return target
+    pool = known_names() + alias_names()
+    close = difflib.get_close_matches(name.lower(), pool, n=3, cutoff=0.6)
+    if not close:  # fall back to names sharing the first word, e.g. 'vit' or 'swin'
+        stem = name.lower().replace("-", "_").split("_")[0]
+        close = [n for n in pool if n.startswith(stem)][:3]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown model '{name}'{hint} (see `vitbench models`)")
+
+
+def expand_names(patterns: Iterable[str]) -> list[str]:
+    """Resolve names and expand globs (``vit_*``) against timm's and our registries."""
+    out: list[str] = []
+    for pat in patterns:
+        if any(ch in pat for ch in "*?["):
+            hits = [n for n in known_names() if fnmatch.fnmatch(n, pat)]
+            if not hits:
+                raise UnknownModelError(f"no model matches '{pat}' (see `vitbench models`)")
+            out.extend(hits)
+        else:
+            out.append(resolve_name(pat))
+    return list(dict.fromkeys(out))
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Model names matching a glob (all when None)."""
+    names = known_names()
+    if pattern:
+        pats = [pattern] if any(ch in pattern for ch in "*?[") else [f"*{pattern}*"]
+        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in pats)]
+    return names
+
+
+def create_model(
+    spec: ModelSpec | str,
+    *,
+    device: str | torch.device = "cpu",
+    pretrained: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+) -> nn.Module:
+    """Build the model a spec names, in eval mode, on ``device`` (``"meta"`` for no weights).
+
+    Random init by default; ``checkpoint`` loads a local file as weights only; ``pretrained``
+    asks timm for published weights (error at once when neither a cache nor a network has them).
+    """
+    if isinstance(spec, str):
+        spec = ModelSpec(resolve_name(spec))
+    dev = torch.device(device)
+    kwargs = spec.build_kwargs()
+    factory = get_factory(spec.name)
+    if (pretrained or checkpoint) and dev.type == "meta":
+        raise VitbenchError("weights cannot be loaded on the meta device")
+    if pretrained and factory is not None:
+        raise VitbenchError(f"{spec.name} is a from-scratch model: it has no pretrained weights")
+    if pretrained:
+        check_pretrained_available(spec.name)
+    try:
+        with torch.device(dev):
+            if factory is not None:
+                model = factory(**kwargs)
+            else:
+                import timm
+
+                model = timm.create_model(spec.name, pretrained=pretrained, **kwargs)
+    except TypeError as exc:
+        raise VitbenchError(f"{spec.name} does not accept these options: {exc}") from exc
+    except (AssertionError, ValueError, RuntimeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VitbenchError(f"cannot build {spec.name} with {kwargs or 'defaults'}: {msg}") from exc
+    if checkpoint is not None:
+        load_checkpoint(model, Path(checkpoint))
+    return model.eval()
+
+
+def default_input_size(model: nn.Module, spec: ModelSpec) -> tuple[int, int, int]:
+    """(channels, height, width) the model expects, from the spec or the model's config."""
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    chans = spec.in_chans or cfg.get("input_size", (3,))[0]
+    if spec.img_size is not None:
+        size = spec.img_size
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+    else:
+        pe = getattr(model, "patch_embed", None)
+        img = getattr(pe, "img_size", None)
+        if img is not None:
+            hw = (img, img) if isinstance(img, int) else tuple(img)
+        elif "input_size" in cfg:
+            hw = tuple(cfg["input_size"][1:])
+        else:
+            hw = (224, 224)
+    if hasattr(model, "in_chans"):
+        chans = spec.in_chans or model.in_chans
+    return (int(chans), int(hw[0]), int(hw[1]))

@@ -1,0 +1,1 @@
+"""The from-scratch transformer library; importing it registers its models in the zoo."""

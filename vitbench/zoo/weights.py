@@ -1,0 +1,122 @@
+"""Where weights come from: a local checkpoint (weights only) or timm's pretrained hub files.
+
+Checkpoints are loaded without running code: safetensors files directly, torch files through
+``torch.load(weights_only=True)``, which refuses pickled objects other than tensors and plain
+containers. Pretrained weights come from the Hugging Face hub cache when present; without a
+cache entry and without a network the error is immediate instead of timm's minute of retries.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitbench.errors import CheckpointError, VitbenchError
+
+#: keys under which training scripts commonly nest the model's state dict
+_NESTED_KEYS = ("state_dict", "model", "model_state_dict", "module", "state_dict_ema")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint's tensors on the CPU without executing anything from the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(p), device="cpu")
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupted, truncated or unsafe (pickled code) files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {p} as weights only ({type(exc).__name__}: {first})"
+        ) from exc
+    for key in _NESTED_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {p} holds no state dict of tensors")
+    # strip the prefix DistributedDataParallel and torch.compile add
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load a checkpoint into ``model`` strictly; a mismatch is a one-line error."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
+                f"{tuple(own[k].shape)} in the model)"
+            )
+        raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_pretrained_available(timm_name: str) -> None:
+    """Fail fast, with the cache location, when pretrained weights cannot be had."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+    except Exception:  # noqa: BLE001 - timm raises several types for unknown configs
+        cfg = None
+    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+        raise VitbenchError(f"timm has no pretrained weights for {timm_name}")
+    if cfg.file:
+        if Path(cfg.file).is_file():
+            return
+        raise VitbenchError(f"pretrained weights file for {timm_name} not found: {cfg.file}")
+    if cfg.hf_hub_id:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo = cfg.hf_hub_id.split("@")[0]
+        for fname in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"):
+            hit = try_to_load_from_cache(repo, fname)
+            if isinstance(hit, str):
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # use the cache, no retries
+                return
+        if not _hub_reachable():
+            raise VitbenchError(
+                f"no pretrained weights for {timm_name} in the hub cache "
+                f"({constants.HF_HUB_CACHE}, repo {repo}) and the hub is unreachable; "
+                "download them where there is a network, or pass --checkpoint"
+            )
+        return
+    if not _hub_reachable():
+        raise VitbenchError(
+            f"pretrained weights for {timm_name} come from {cfg.url} and there is no network"
+        )
