@@ -9,6 +9,7 @@ from vitbench.zoo.factory import (
     list_models,
     parse_kwargs,
     resolve_name,
+    set_fused_attn,
 )
 from vitbench.zoo.registry import register_model, scratch_names
 from vitbench.zoo.weights import load_checkpoint, read_state_dict
@@ -26,4 +27,5 @@ __all__ = [
     "register_model",
     "resolve_name",
     "scratch_names",
+    "set_fused_attn",
 ]

@@ -160,7 +160,14 @@ def create_model(
             else:
                 import timm
 
-                model = timm.create_model(spec.name, pretrained=pretrained, **kwargs)
+                try:
+                    model = timm.create_model(spec.name, pretrained=pretrained, **kwargs)
+                except TypeError as exc:
+                    # size-agnostic models (PVT-v2) take no img_size: the input decides
+                    if "img_size" not in str(exc) or "img_size" not in kwargs:
+                        raise
+                    kwargs.pop("img_size")
+                    model = timm.create_model(spec.name, pretrained=pretrained, **kwargs)
     except TypeError as exc:
         raise VitbenchError(f"{spec.name} does not accept these options: {exc}") from exc
     except (AssertionError, ValueError, RuntimeError) as exc:
@@ -190,3 +197,14 @@ def default_input_size(model: nn.Module, spec: ModelSpec) -> tuple[int, int, int
     if hasattr(model, "in_chans"):
         chans = spec.in_chans or model.in_chans
     return (int(chans), int(hw[0]), int(hw[1]))
+
+
+def set_fused_attn(model: nn.Module, fused: bool | None) -> bool | None:
+    """Switch timm's fused attention on built modules; returns the setting in force."""
+    flags = [m for m in model.modules() if hasattr(m, "fused_attn")]
+    if fused is not None:
+        for m in flags:
+            m.fused_attn = fused
+    if not flags:
+        return None
+    return all(bool(m.fused_attn) for m in flags)

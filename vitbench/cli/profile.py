@@ -1,0 +1,224 @@
+"""`vitbench profile MODEL...`: parameters, MACs, latency, memory and utilization over a sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vitbench import store
+from vitbench.cli.app import app
+from vitbench.cli.output import OutputFormat, emit, err_console, info, warn
+from vitbench.errors import VitbenchError
+from vitbench.measure.profile import METRICS, ProfileOptions, profile
+from vitbench.reference import BENCHMARK_TABLE, published_for
+from vitbench.zoo import expand_names, parse_kwargs
+
+
+def parse_int_list(text: str | None, what: str) -> list[int | None]:
+    """'1,8,32' -> [1, 8, 32]; None or '' -> [None] (the model's default)."""
+    if not text:
+        return [None]
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = int(part)
+        except ValueError:
+            raise VitbenchError(
+                f"{what} must be integers separated by commas, got '{text}'"
+            ) from None
+        if value < 1:
+            raise VitbenchError(f"{what} must be positive, got {value}")
+        out.append(value)
+    return out
+
+
+def _metrics(text: str) -> frozenset[str]:
+    chosen = {m.strip() for m in text.split(",") if m.strip()}
+    aliases = {"throughput": "latency", "mfu": "latency", "macs": "flops"}
+    chosen = {aliases.get(m, m) for m in chosen}
+    bad = chosen - set(METRICS)
+    if bad:
+        raise VitbenchError(
+            f"unknown metric(s) {', '.join(sorted(bad))}; choose from {', '.join(METRICS)}"
+        )
+    return frozenset(chosen | {"params"})
+
+
+def _mib(v: object) -> str:
+    return "-" if v is None else f"{v / 2**20:,.1f}"
+
+
+def _m(v: object) -> str:
+    return "-" if v is None else f"{v / 1e6:,.2f}"
+
+
+def _g(v: object) -> str:
+    return "-" if v is None else f"{v / 1e9:,.3f}"
+
+
+def _pct(v: object) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _ms(v: object) -> str:
+    return "-" if v is None else f"{v:,.2f}"
+
+
+@app.command("profile")
+def profile_cmd(
+    models: list[str] = typer.Argument(
+        None,
+        help="Model names, aliases (ViT-B/16, swin-t) or globs (vit_*). "
+        "Default: the five-row benchmark table.",
+    ),
+    metrics: str = typer.Option(
+        ",".join(METRICS),
+        help="What to measure: params,flops,latency,memory (params,flops never times anything).",
+    ),
+    batch_size: str = typer.Option("1", "--batch-size", "-b", help="Batch sizes, e.g. 1,8,32."),
+    img_size: str = typer.Option(None, "--img-size", help="Image sizes to sweep, e.g. 112,224."),
+    patch_size: str = typer.Option(None, "--patch-size", help="Patch sizes to sweep, e.g. 8,16."),
+    seq_len: str = typer.Option(None, "--seq-len", help="Sequence lengths (token models)."),
+    in_chans: int = typer.Option(None, help="Input channels override."),
+    num_classes: int = typer.Option(None, help="Classifier classes override."),
+    model_kwargs: str = typer.Option(
+        None, help="timm keyword overrides, e.g. 'depth=6,embed_dim=384'."
+    ),
+    device: str = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+    precision: str = typer.Option("fp32", help="fp32, tf32, fp16 or bf16 (autocast)."),
+    threads: int = typer.Option(None, help="CPU threads (applied and recorded)."),
+    channels_last: bool = typer.Option(False, help="Channels-last memory format."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model."),
+    fused_attn: bool = typer.Option(
+        None, "--fused-attn/--no-fused-attn", help="Force timm's fused attention on or off."
+    ),
+    cudnn_benchmark: bool = typer.Option(False, help="Let cuDNN autotune per shape."),
+    warmup: int = typer.Option(3, help="Warm-up calls after the first call, not timed."),
+    budget: float = typer.Option(2.0, help="Seconds of timed calls per point at most."),
+    min_runs: int = typer.Option(5, help="Timed calls at least."),
+    max_runs: int = typer.Option(1000, help="Timed calls at most."),
+    rel_precision: float = typer.Option(
+        0.02, help="Stop when the 95% CI of the median is within this fraction of it."
+    ),
+    oom_backoff: bool = typer.Option(
+        True, help="On out-of-memory, record it and retry at half the batch size."
+    ),
+    peak_tflops: float = typer.Option(None, help="Peak TFLOP/s for MFU (else table/measured)."),
+    pretrained: bool = typer.Option(False, help="Load timm's pretrained weights."),
+    checkpoint: Path = typer.Option(
+        None, help="Weights file (safetensors or torch, weights only)."
+    ),
+    breakdown: int = typer.Option(0, help="Per-module MACs at this depth (e.g. 1 or 2)."),
+    out: Path = typer.Option(store.DEFAULT_STORE, help="Results store directory."),
+    save: bool = typer.Option(True, help="Append the records to the results store."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
+) -> None:
+    """Profile models: params, MACs, latency, throughput, memory, MFU and scaling fits."""
+    import torch
+
+    names = expand_names(models or BENCHMARK_TABLE)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    opts = ProfileOptions(
+        metrics=_metrics(metrics),
+        batch_sizes=[b for b in parse_int_list(batch_size, "batch sizes") if b] or [1],
+        img_sizes=parse_int_list(img_size, "image sizes"),
+        patch_sizes=parse_int_list(patch_size, "patch sizes"),
+        seq_lens=parse_int_list(seq_len, "sequence lengths"),
+        in_chans=in_chans,
+        num_classes=num_classes,
+        model_kwargs=parse_kwargs(model_kwargs),
+        device=dev,
+        precision=precision,
+        threads=threads,
+        channels_last=channels_last,
+        compile=compile,
+        fused_attn=fused_attn,
+        cudnn_benchmark=cudnn_benchmark,
+        warmup=warmup,
+        budget_s=budget,
+        min_runs=min_runs,
+        max_runs=max_runs,
+        rel_precision=rel_precision,
+        oom_backoff=oom_backoff,
+        peak_tflops=peak_tflops,
+        pretrained=pretrained,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        breakdown_depth=breakdown,
+    )
+    opts.validate()
+    n_points = len(names) * len(opts.img_sizes) * len(opts.patch_sizes) * len(opts.seq_lens)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=n_points < 2 and not opts.timed,
+    ) as bar:
+        task = bar.add_task("profiling", total=n_points)
+        records = profile(
+            names, opts, on_step=lambda d, done: bar.update(task, description=d, completed=done)
+        )
+        bar.update(task, completed=n_points)
+
+    from vitbench.measure.scaling import fit_scaling
+
+    fits = fit_scaling(records)
+    if save:
+        run_id = store.new_run_id()
+        env = store.environment(dev)
+        path = store.append_records(store.stamp_records(records, run_id, env), out, "profile")
+        if fits:
+            store.append_records(store.stamp_records(fits, run_id, env), out, "profile_fit")
+        info(f"{len(records)} record(s) appended to {path} (run {run_id})")
+    _print(records, fits, fmt, opts)
+
+
+def _print(records: list[dict], fits: list[dict], fmt: OutputFormat, opts: ProfileOptions) -> None:
+    if fmt is not OutputFormat.table:
+        emit(records, fmt)
+        return
+    rows = []
+    for rec in records:
+        pub = published_for(rec["model"], rec.get("img_size"))
+        row = dict(rec)
+        if pub is not None and rec.get("macs") is not None and pub.get("gmacs"):
+            row["published_gmacs"] = pub["gmacs"]
+            row["diff"] = rec["macs"] / 1e9 / pub["gmacs"] - 1
+        rows.append(row)
+    cols = ["model", "img_size", "batch_size", "tokens", "params"]
+    fmts = {"params": _m, "macs": _g, "diff": _pct, "memory_peak_bytes": _mib, "mfu": _pct}
+    if "flops" in opts.metrics:
+        cols += ["macs"]
+        if any("published_gmacs" in r for r in rows):
+            cols += ["published_gmacs", "diff"]
+    if "latency" in opts.metrics:
+        cols += ["latency_median_ms", "latency_iqr_ms", "latency_p99_ms", "latency_cv"]
+        cols += ["throughput_sps", "mfu"]
+        fmts.update(latency_median_ms=_ms, latency_iqr_ms=_ms, latency_p99_ms=_ms)
+    if "memory" in opts.metrics:
+        cols += ["memory_peak_bytes"]
+    if any(r.get("status") == "oom" for r in rows):
+        cols += ["status"]
+    emit(rows, fmt, columns=cols, title="profile (params in M, MACs in G)", formatters=fmts)
+    for rec in records:
+        if rec.get("uncounted_ops"):
+            warn(f"{rec['model']}: operators not counted: {rec['uncounted_ops']}")
+        if rec.get("latency_noisy"):
+            warn(
+                f"{rec['model']} batch {rec['batch_size']}: noisy timing "
+                f"(CV {rec['latency_cv']:.0%}); compare medians with care"
+            )
+        if rec.get("status") == "oom":
+            warn(f"{rec['model']} batch {rec['batch_size']}: out of memory")
+    if fits:
+        emit(
+            fits,
+            OutputFormat.table,
+            columns=["model", "batch_size", "metric", "exponent", "exponent_high", "r2"],
+            title="power-law fits against tokens (cost ~ tokens^exponent)",
+        )

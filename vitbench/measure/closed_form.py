@@ -1,0 +1,73 @@
+"""Closed-form parameter and MAC counts of a plain ViT, term by term.
+
+An independent truth for the operator-level counter: written from the architecture (Dosovitskiy
+et al. 2021) rather than from a forward pass. MACs follow the counter's convention: one
+multiply-add = 1, layer norms 5 operations per element (fvcore's rule), everything else free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ViTShape:
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    num_classes: int = 1000
+    class_token: bool = True
+
+    @property
+    def num_patches(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+    @property
+    def tokens(self) -> int:
+        return self.num_patches + int(self.class_token)
+
+    @property
+    def hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+
+def vit_macs_terms(s: ViTShape) -> dict[str, int]:
+    """MACs of one image, per term (each transformer term summed over all layers)."""
+    n, d, h = s.tokens, s.embed_dim, s.hidden
+    return {
+        "patch_embed": s.num_patches * d * s.in_chans * s.patch_size**2,
+        "qkv": s.depth * n * d * 3 * d,
+        "attn_scores": s.depth * n * n * d,  # Q K^T over all heads: heads x N x N x (D / heads)
+        "attn_values": s.depth * n * n * d,  # softmax(.) V
+        "attn_proj": s.depth * n * d * d,
+        "mlp": s.depth * 2 * n * d * h,
+        "layer_norms": (2 * s.depth + 1) * n * d * 5,
+        "head": d * s.num_classes,
+    }
+
+
+def vit_macs(s: ViTShape) -> int:
+    return sum(vit_macs_terms(s).values())
+
+
+def vit_params(s: ViTShape) -> int:
+    """Parameters of timm's ``VisionTransformer`` with qkv bias and a linear head."""
+    d, h = s.embed_dim, s.hidden
+    patch = d * s.in_chans * s.patch_size**2 + d
+    tokens = d * int(s.class_token) + s.tokens * d  # class token + learned positions
+    block = (
+        2 * 2 * d  # two layer norms
+        + 3 * d * d
+        + 3 * d  # qkv
+        + d * d
+        + d  # projection
+        + d * h
+        + h
+        + h * d
+        + d  # MLP
+    )
+    return patch + tokens + s.depth * block + 2 * d + d * s.num_classes + s.num_classes

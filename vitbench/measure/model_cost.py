@@ -1,0 +1,110 @@
+"""Static cost of a model spec: parameters, tokens and MACs, counted without weights in memory.
+
+The model is built on the meta device (tensors with shapes and no storage), so counting a
+ViT-22B-shaped model needs neither its 88 GB of weights nor time to initialise them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from vitbench.measure.flops import MacCount, count_macs
+from vitbench.measure.params import count_params
+from vitbench.zoo import ModelSpec, create_model, default_input_size
+
+
+@dataclass
+class ModelCost:
+    params: int
+    params_trainable: int
+    tokens: int | None  # sequence length entering the first transformer block
+    input_size: tuple[int, ...]  # per-sample input shape, e.g. (3, 224, 224) or (seq_len,)
+    macs: int | None = None  # for the whole batch
+    activations: int | None = None
+    uncounted: dict[str, int] = field(default_factory=dict)
+    count: MacCount | None = None
+
+
+def example_inputs(
+    model: nn.Module, spec: ModelSpec, batch_size: int, device: str | torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Inputs for one forward pass: the model's own ``example_inputs`` or a random image batch."""
+    if hasattr(model, "example_inputs"):
+        return tuple(model.example_inputs(batch_size, device=device))
+    c, h, w = default_input_size(model, spec)
+    return (torch.randn(batch_size, c, h, w, device=device),)
+
+
+def _first_block(model: nn.Module) -> nn.Module | None:
+    for _name, module in model.named_modules():
+        if type(module).__name__.endswith("Block"):
+            return module
+    return None
+
+
+def _tokens_of(x: object) -> int | None:
+    """Tokens in a block input: (B, N, C) -> N; (B, H, W, C) -> H*W; lists add up (CrossViT)."""
+    if isinstance(x, (list, tuple)):
+        parts = [_tokens_of(t) for t in x]
+        return sum(p for p in parts if p) or None
+    if isinstance(x, torch.Tensor):
+        if x.dim() == 3:
+            return int(x.shape[1])
+        if x.dim() == 4:
+            return int(x.shape[1] * x.shape[2])
+    return None
+
+
+def count_model(
+    spec: ModelSpec,
+    *,
+    batch_size: int = 1,
+    macs: bool = True,
+    device: str | torch.device = "meta",
+    model: nn.Module | None = None,
+) -> ModelCost:
+    """Parameters, tokens and (optionally) MACs of ``spec`` for one forward pass at ``batch_size``.
+
+    ``device="meta"`` (the default) needs no memory for weights; ``"cpu"`` or ``"cuda"`` count
+    the same operators on real tensors (the count must not depend on it). Pass ``model`` to
+    count an already-built model instead of building one from the spec.
+    """
+    if model is None:
+        model = create_model(spec, device=device)
+    params, trainable = count_params(model)
+    inputs = example_inputs(model, spec, batch_size, device)
+    seen: dict[str, int | None] = {}
+    block = _first_block(model)
+
+    def grab(_mod: nn.Module, args: tuple) -> None:
+        seen.setdefault("tokens", _tokens_of(args[0] if len(args) == 1 else list(args)))
+
+    hook = block.register_forward_pre_hook(grab) if block is not None else None
+    try:
+        if macs:
+            count = count_macs(model, inputs)
+        else:
+            with torch.no_grad():
+                model(*inputs)
+            count = None
+    finally:
+        if hook is not None:
+            hook.remove()
+    tokens = seen.get("tokens")
+    if tokens is None and hasattr(model, "patch_embed"):
+        tokens = getattr(model.patch_embed, "num_patches", None)
+        if tokens is not None:
+            tokens += getattr(model, "num_prefix_tokens", 0)
+    return ModelCost(
+        params=params,
+        params_trainable=trainable,
+        tokens=tokens,
+        input_size=tuple(inputs[0].shape[1:]),
+        macs=count.macs if count else None,
+        activations=count.activations if count else None,
+        uncounted=count.uncounted if count else {},
+        count=count,
+    )

@@ -1,0 +1,342 @@
+"""`vitbench profile` as a library: sweep models over sizes and measure each point.
+
+For every model and every point of the sweep (image size x patch size x sequence length x batch
+size) one record is produced. Static costs (parameters, tokens, MACs) are counted on the meta
+device; latency, throughput, memory and utilization are measured on the chosen device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitbench.errors import VitbenchError
+from vitbench.measure.memory import measure_peak_memory
+from vitbench.measure.model_cost import ModelCost, count_model, example_inputs
+from vitbench.measure.timing import set_threads, time_callable
+from vitbench.measure.utilization import (
+    achieved_tflops,
+    lookup_peak_tflops,
+    measure_cpu_matmul_peak,
+    model_flops_utilization,
+)
+from vitbench.store import device_name
+from vitbench.zoo import ModelSpec, create_model, set_fused_attn
+
+METRICS = ("params", "flops", "latency", "memory")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+#: record fields in the order tables show them
+CORE_FIELDS = (
+    "model",
+    "img_size",
+    "patch_size",
+    "seq_len",
+    "batch_size",
+    "tokens",
+    "params",
+    "macs",
+)
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """What to measure and how. Defaults give a quick, honest CPU profile."""
+
+    metrics: frozenset[str] = frozenset(METRICS)
+    batch_sizes: Sequence[int] = (1,)
+    img_sizes: Sequence[int | None] = (None,)
+    patch_sizes: Sequence[int | None] = (None,)
+    seq_lens: Sequence[int | None] = (None,)
+    in_chans: int | None = None
+    num_classes: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "fp32"  # fp32 | tf32 | fp16 | bf16 (the last two through autocast)
+    threads: int | None = None  # CPU threads; None keeps torch's default
+    channels_last: bool = False
+    compile: bool = False
+    fused_attn: bool | None = None  # None: the model's default (timm: fused)
+    cudnn_benchmark: bool = False
+    warmup: int = 3
+    budget_s: float = 2.0
+    min_runs: int = 5
+    max_runs: int = 1000
+    rel_precision: float = 0.02
+    noise_cv: float = 0.10
+    oom_backoff: bool = True
+    peak_tflops: float | None = None
+    pretrained: bool = False
+    checkpoint: str | None = None
+    breakdown_depth: int = 0  # >0: per-module MACs at this depth, in `macs_by_module`
+
+    def validate(self) -> None:
+        bad = set(self.metrics) - set(METRICS)
+        if bad:
+            raise VitbenchError(
+                f"unknown metric(s) {', '.join(sorted(bad))}; choose from {', '.join(METRICS)}"
+            )
+        if self.precision not in PRECISIONS:
+            raise VitbenchError(
+                f"unknown precision '{self.precision}'; choose from {', '.join(PRECISIONS)}"
+            )
+        for name, values in (
+            ("batch size", self.batch_sizes),
+            ("image size", self.img_sizes),
+            ("patch size", self.patch_sizes),
+            ("sequence length", self.seq_lens),
+        ):
+            for v in values:
+                if v is not None and v < 1:
+                    raise VitbenchError(f"{name} must be a positive integer, got {v}")
+        if self.threads is not None and self.threads < 1:
+            raise VitbenchError(f"threads must be at least 1, got {self.threads}")
+        dev = torch.device(self.device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise VitbenchError("--device cuda asked for, but torch sees no CUDA device here")
+        if dev.type == "cpu" and self.precision == "fp16" and self.timed:
+            raise VitbenchError("fp16 autocast is a CUDA setting; on CPU use bf16 or fp32")
+        if self.budget_s <= 0:
+            raise VitbenchError("the time budget must be positive")
+
+    @property
+    def timed(self) -> bool:
+        return bool({"latency", "memory"} & set(self.metrics))
+
+
+def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
+    """The model specs of the sweep for one model (batch size is applied later)."""
+    for img, patch, seq in itertools.product(opts.img_sizes, opts.patch_sizes, opts.seq_lens):
+        kwargs = dict(opts.model_kwargs)
+        if patch is not None:
+            kwargs["patch_size"] = patch
+        if seq is not None:
+            kwargs["seq_len"] = seq
+        yield ModelSpec(
+            name,
+            img_size=img,
+            in_chans=opts.in_chans,
+            num_classes=opts.num_classes,
+            kwargs=kwargs,
+        )
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision in ("fp16", "bf16"):
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def _configure_backends(device: torch.device, opts: ProfileOptions) -> None:
+    if device.type == "cuda":
+        # fp32 means true fp32: TF32 only when asked for (timm's benchmark turns it on silently)
+        torch.backends.cuda.matmul.allow_tf32 = opts.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = opts.precision == "tf32"
+        torch.backends.cudnn.benchmark = opts.cudnn_benchmark
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _free_memory(device: torch.device) -> None:
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def static_record(spec: ModelSpec, cost: ModelCost, opts: ProfileOptions) -> dict[str, Any]:
+    """Fields that do not depend on batch size or device."""
+    rec: dict[str, Any] = {
+        "model": spec.name,
+        "img_size": cost.input_size[-1] if len(cost.input_size) == 3 else None,
+        "img_height": cost.input_size[-2] if len(cost.input_size) == 3 else None,
+        "in_chans": cost.input_size[0] if len(cost.input_size) == 3 else None,
+        "patch_size": spec.kwargs.get("patch_size"),
+        "seq_len": spec.kwargs.get("seq_len"),
+        "model_kwargs": {k: v for k, v in spec.kwargs.items()} or None,
+        "tokens": cost.tokens,
+        "params": cost.params,
+        "params_trainable": cost.params_trainable,
+    }
+    if cost.macs is not None:
+        rec.update(
+            macs=cost.macs,  # per sample, as timm and the papers report
+            activations=cost.activations,
+            flop_convention="MAC: one multiply-add = 1; norms 5/elem (fvcore)",
+            uncounted_ops=";".join(f"{k}x{v}" for k, v in sorted(cost.uncounted.items())) or None,
+        )
+        if opts.breakdown_depth and cost.count is not None:
+            rec["macs_by_module"] = cost.count.module_breakdown(opts.breakdown_depth)
+    return rec
+
+
+class _PeakCache:
+    """The utilization denominator: a table value, the user's, or a measured CPU matmul peak."""
+
+    def __init__(self, opts: ProfileOptions, device: torch.device) -> None:
+        self.opts, self.device = opts, device
+        self._value: tuple[float | None, str] | None = None
+
+    def get(self) -> tuple[float | None, str]:
+        if self._value is None:
+            if self.opts.peak_tflops is not None:
+                self._value = (self.opts.peak_tflops, "user (--peak-tflops)")
+            elif self.device.type == "cpu":
+                dtype = torch.bfloat16 if self.opts.precision == "bf16" else torch.float32
+                peak = measure_cpu_matmul_peak(threads=torch.get_num_threads(), dtype=dtype)
+                self._value = (peak, f"measured {str(dtype)[6:]} matmul on this CPU")
+            else:
+                hit = lookup_peak_tflops(device_name(self.device), self.opts.precision)
+                self._value = hit if hit else (None, "unknown hardware: pass --peak-tflops")
+        return self._value
+
+
+def measure_point(
+    model: nn.Module,
+    spec: ModelSpec,
+    batch_size: int,
+    macs_per_sample: int | None,
+    opts: ProfileOptions,
+    peak: _PeakCache,
+) -> dict[str, Any]:
+    """Time and measure memory of one forward pass at ``batch_size``; OOM becomes a record."""
+    device = torch.device(opts.device)
+    rec: dict[str, Any] = {"batch_size": batch_size, "status": "ok"}
+    try:
+        inputs = example_inputs(model, spec, batch_size, device)
+        if opts.channels_last and inputs[0].dim() == 4:
+            inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+
+        def forward() -> object:
+            with torch.inference_mode(), _autocast(device, opts.precision):
+                return model(*inputs)
+
+        if "latency" in opts.metrics:
+            stats = time_callable(
+                forward,
+                device=device,
+                warmup=opts.warmup,
+                min_runs=opts.min_runs,
+                max_runs=opts.max_runs,
+                budget_s=opts.budget_s,
+                rel_precision=opts.rel_precision,
+                noise_cv=opts.noise_cv,
+            )
+            rec.update(stats.as_record())
+            if opts.compile:
+                rec["compile_s"] = stats.first_call_s
+            rec["throughput_sps"] = batch_size / stats.median_s
+            if macs_per_sample is not None:
+                macs = macs_per_sample * batch_size
+                rec["achieved_tflops"] = achieved_tflops(macs, stats.median_s)
+                tflops, source = peak.get()
+                rec["peak_tflops"] = tflops
+                rec["peak_source"] = source
+                rec["mfu"] = model_flops_utilization(macs, stats.median_s, tflops)
+        if "memory" in opts.metrics:
+            rec.update(measure_peak_memory(forward, device=device).as_record())
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        _free_memory(device)
+        rec.update(status="oom", error=str(exc).strip().splitlines()[0][:200])
+    return rec
+
+
+def _build_timed_model(spec: ModelSpec, opts: ProfileOptions) -> nn.Module:
+    device = torch.device(opts.device)
+    model = create_model(
+        spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint
+    )
+    set_fused_attn(model, opts.fused_attn)
+    if opts.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if opts.compile:
+        model = torch.compile(model)
+    return model
+
+
+def profile(
+    models: Sequence[str],
+    opts: ProfileOptions = ProfileOptions(),
+    *,
+    on_step: Callable[[str, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Profile resolved model names over the sweep; one record per model, shape and batch size.
+
+    ``on_step(description, points_done)`` is called before each measurement, for progress
+    displays (a point is one model at one shape, all its batch sizes included).
+    """
+    opts.validate()
+    device = torch.device(opts.device)
+    threads = set_threads(opts.threads) if device.type == "cpu" else torch.get_num_threads()
+    _configure_backends(device, opts)
+    peak = _PeakCache(opts, device)
+    records: list[dict[str, Any]] = []
+    common = {
+        "device": device_name(device),
+        "device_type": device.type,
+        "precision": opts.precision,
+        "threads": threads,
+        "channels_last": opts.channels_last,
+        "compiled": opts.compile,
+    }
+    done = 0
+    for name in models:
+        for spec in sweep_specs(name, opts):
+            if on_step:
+                on_step(f"{name} {_shape_label(spec)}: counting", done)
+            meta_model = create_model(spec, device="meta")
+            fused = set_fused_attn(meta_model, opts.fused_attn)
+            cost = count_model(spec, model=meta_model, macs="flops" in opts.metrics)
+            del meta_model
+            base = static_record(spec, cost, opts)
+            model = _build_timed_model(spec, opts) if opts.timed else None
+            for batch_size in opts.batch_sizes:
+                rec = {**base, "batch_size": batch_size, **common, "fused_attn": fused}
+                if cost.macs is not None:
+                    rec["macs_batch"] = cost.macs * batch_size
+                if model is None:
+                    records.append(rec)
+                    continue
+                b = batch_size
+                while True:
+                    if on_step:
+                        on_step(f"{name} {_shape_label(spec)}: timing batch {b}", done)
+                    point = measure_point(model, spec, b, cost.macs, opts, peak)
+                    row = {**rec, **point}
+                    if cost.macs is not None:
+                        row["macs_batch"] = cost.macs * b
+                    records.append(row)
+                    if point["status"] != "oom" or not opts.oom_backoff or b == 1:
+                        break
+                    b = max(1, b // 2)
+            del model
+            _free_memory(device)
+            done += 1
+    return records
+
+
+def _shape_label(spec: ModelSpec) -> str:
+    parts = []
+    if spec.img_size is not None:
+        parts.append(f"img {spec.img_size}")
+    for key in ("patch_size", "seq_len"):
+        if key in spec.kwargs:
+            parts.append(f"{key.split('_')[0]} {spec.kwargs[key]}")
+    return " ".join(parts) or "default size"
