@@ -1,0 +1,38 @@
+"""nox sessions: tests, lint, demo and benchmarks. CI runs `tests` through .ci/run."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite, slow tests included."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "vitbench", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "vitbench", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job on embedded defaults."""
+    session.install("-e", ".")
+    session.run("vitbench", "profile", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Speed targets: counting the benchmark table and the ViT-22B shape."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/count_speed.py")
