@@ -1,0 +1,97 @@
+"""`build_report` from small stored fixtures: sections, numbers, links, environments."""
+
+from __future__ import annotations
+
+import pytest
+from report_fixtures import (
+    assert_close,
+    env,
+    image_links,
+    markdown_tables,
+    profile_rows,
+    write,
+)
+
+from vitbench.errors import VitbenchError
+from vitbench.report import build_report
+
+
+def _table_with(text: str, column: str):
+    return next(t for t in markdown_tables(text) if column in t.columns)
+
+
+def test_benchmark_table_against_published(profile_store, tmp_path) -> None:
+    text = build_report([profile_store], tmp_path / "out").read_text()
+    table = _table_with(text, "published GMACs").set_index("model")
+    vit = table.loc["vit_base_patch16_224"]
+    assert_close(vit["params (M)"], 86.567656, rel=1e-4)
+    assert vit["published params (M)"] == "86.57"  # timm's table
+    assert_close(vit["GMACs"], 17.58, rel=1e-3)
+    assert vit["throughput (img/s)"] == "12.5" and vit["measured at"] == "batch 8, fp32"
+    assert_close(vit["measured / published"], 12.5 / 2787.15, rel=1e-2)
+    assert vit["top-1 (%, published)"] == "85.11"
+    swin = table.loc["swin_tiny_patch4_window7_224"]
+    assert swin["Δ params"] == f"{100 * (28.288354 / 28.29 - 1):+.2f}%"
+    # the sweep model has no published row at 32-128 px: not in the benchmark table
+    assert "vit_small_patch16_224" not in table.index
+    papers = _table_with(text, "paper params (M)")
+    assert set(papers["model"]) == {"vit_base_patch16_224", "swin_tiny_patch4_window7_224"}
+    assert "Dosovitskiy et al. 2021" in text and "Liu et al. 2021" in text  # sources listed
+
+
+def test_scaling_section_reads_stored_fits(profile_store, tmp_path) -> None:
+    text = build_report([profile_store], tmp_path / "out").read_text()
+    assert "## Cost against the number of tokens" in text
+    fits = _table_with(text, "exponent").set_index("metric")
+    assert fits.loc["latency_median_ms", "exponent"] == "1.100"
+    points = _table_with(text, "tokens")
+    assert points["tokens"].tolist() == ["5", "17", "65"]
+
+
+def test_every_linked_image_exists_and_tables_parse(profile_store, tmp_path) -> None:
+    report = build_report([profile_store], tmp_path / "out")
+    text = report.read_text()
+    links = image_links(text)
+    assert "figures/cost_vs_tokens.png" in links and "figures/throughput_vs_batch.png" in links
+    for link in links:
+        assert not link.startswith("/"), link  # relative, so the report can be moved
+        png = report.parent / link
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
+    assert len(markdown_tables(text)) >= 4
+
+
+def test_one_environment_gives_no_warning(profile_store, tmp_path) -> None:
+    text = build_report([profile_store], tmp_path / "out").read_text()
+    assert "Warning" not in text
+    assert len(_table_with(text, "stores")) == 1
+
+
+def test_two_environments_are_named_and_warned_about(profile_store, tmp_path) -> None:
+    gpu = tmp_path / "gpu_results"
+    write(profile_rows()[:2], gpu, "profile", "run-g", env("NVIDIA H100 80GB HBM3", 16))
+    text = build_report([profile_store, gpu], tmp_path / "out").read_text()
+    envs = _table_with(text, "stores").set_index("env")
+    assert envs.loc["E1", "device"] == "Test CPU 2 cores"
+    assert envs.loc["E2", "device"] == "NVIDIA H100 80GB HBM3"
+    assert envs.loc["E2", "rows"] == "profile 2"
+    assert "these results come from 2 environments that differ in device, threads" in text
+    bench = _table_with(text, "published GMACs")
+    assert bench[bench.model == "vit_base_patch16_224"]["env"].tolist() == ["E1", "E2"]
+    assert "The benchmark table compares rows from 2 environments (E1, E2)" in text
+
+
+def test_different_precisions_are_warned_about(tmp_path) -> None:
+    rows = profile_rows()[:2]
+    path = tmp_path / "r"
+    write(rows, path, "profile", "a", env())
+    write([{**r, "precision": "bf16"} for r in rows], path, "profile", "b", env())
+    text = build_report([path], tmp_path / "out").read_text()
+    assert "rows at different precisions (bf16, fp32)" in text
+
+
+def test_empty_or_missing_store_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VitbenchError, match="no results"):
+        build_report([tmp_path / "empty"], tmp_path / "out")
+    with pytest.raises(VitbenchError, match="not found"):
+        build_report([tmp_path / "nowhere"], tmp_path / "out")

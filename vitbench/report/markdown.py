@@ -1,0 +1,70 @@
+"""A small markdown document: headings, paragraphs, pipe tables, warnings and image links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def pipe_table(df: pd.DataFrame) -> str:
+    """A GitHub pipe table of already formatted cells (numbers right-aligned by the reader)."""
+    header = "| " + " | ".join(_cell(c) for c in df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+class Document:
+    """Markdown blocks in order; images are linked relative to the document's directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.blocks: list[str] = []
+        self.images: list[Path] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(f"{'#' * level} {text}")
+
+    def paragraph(self, text: str) -> None:
+        self.blocks.append(text.strip())
+
+    def bullets(self, items: list[str]) -> None:
+        if items:
+            self.blocks.append("\n".join(f"- {item}" for item in items))
+
+    def numbered(self, items: list[str]) -> None:
+        if items:
+            self.blocks.append("\n".join(f"{i}. {item}" for i, item in enumerate(items, 1)))
+
+    def warning(self, text: str | None) -> None:
+        if text:
+            self.blocks.append(f"> **Warning:** {text}")
+
+    def table(self, df: pd.DataFrame, caption: str | None = None) -> None:
+        if df.empty:
+            return
+        if caption:
+            self.blocks.append(f"*{caption}*")
+        self.blocks.append(pipe_table(df))
+
+    def image(self, path: Path | None, alt: str) -> None:
+        """Link a PNG that exists (plots that had nothing to draw return None and are skipped)."""
+        if path is None:
+            return
+        rel = Path(os.path.relpath(path, self.path.parent)).as_posix()
+        self.images.append(Path(path))
+        self.blocks.append(f"![{alt}]({rel})")
+
+    def text(self) -> str:
+        return "\n\n".join(self.blocks) + "\n"
+
+    def write(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(self.text())
+        return self.path

@@ -1,0 +1,213 @@
+"""Report figures drawn with matplotlib's Agg canvas, sized for a README (800 px wide).
+
+Every function takes plain data, writes one PNG and returns its path. Figures are built with
+:class:`matplotlib.figure.Figure` directly, so no global backend or pyplot state is touched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+WIDTH_IN, DPI = 8.0, 100  # 800 px, legible at README width
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a plot; ``exponent`` draws a fitted power law y = a x^k through the points."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    exponent: float | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    xlabel: str
+    ylabel: str
+    series: Sequence[Series]
+    logx: bool = False
+    logy: bool = False
+    base_x: int = 10
+
+
+def _figure(ncols: int, nrows: int = 1, height: float = 3.6) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(WIDTH_IN, height * nrows), dpi=DPI, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _power_law_line(s: Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The least-squares line in log-log space with the series' slope, over its x range."""
+    x, y = np.asarray(s.x, float), np.asarray(s.y, float)
+    ok = (x > 0) & (y > 0)
+    if s.exponent is None or ok.sum() < 2:
+        return None
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    intercept = ly.mean() - s.exponent * lx.mean()
+    grid = np.geomspace(x[ok].min(), x[ok].max(), 50)
+    return grid, np.exp(intercept) * grid**s.exponent
+
+
+def _plain_log_ticks(ax: Axes, which: str, base: int) -> None:
+    """Log-axis ticks printed as plain numbers (8, 16, 0.5), not as powers."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    subs = (1.0,) if base == 2 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(LogLocator(base=base, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path:
+    """Line plots side by side with one legend below them; fitted power laws dashed.
+
+    A series with an exponent is drawn as markers with its fitted line and the slope written
+    at the line's end; series with the same label share a colour across panels.
+    """
+    ncols = ncols or min(len(items), 3)
+    nrows = math.ceil(len(items) / ncols)
+    fig, axes = _figure(ncols, nrows)
+    colors: dict[str, str] = {}
+    handles: dict[str, object] = {}
+    for ax, panel in zip(axes.flat, items, strict=False):
+        for s in panel.series:
+            color = colors.setdefault(s.label, f"C{len(colors) % 10}")
+            x, y = np.asarray(s.x, float), np.asarray(s.y, float)
+            order = np.argsort(x)
+            (handle,) = ax.plot(
+                x[order],
+                y[order],
+                marker="o",
+                ms=4,
+                color=color,
+                lw=1 if s.exponent is None else 0,
+            )
+            handles.setdefault(s.label, handle)
+            line = _power_law_line(s)
+            if line is not None:
+                ax.plot(*line, "--", color=color, lw=1)
+                ax.annotate(
+                    f"k={s.exponent:.2f}",
+                    (line[0][-1], line[1][-1]),
+                    textcoords="offset points",
+                    xytext=(-2, -6),
+                    ha="right",
+                    va="top",
+                    fontsize=8,
+                    color=color,
+                )
+        if panel.logx:
+            ax.set_xscale("log", base=panel.base_x)
+            _plain_log_ticks(ax, "x", panel.base_x)
+        if panel.logy:
+            ax.set_yscale("log")
+            _plain_log_ticks(ax, "y", 10)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(items) :]:
+        ax.set_visible(False)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(len(handles), 3),
+            fontsize=8,
+        )
+    return _save(fig, path)
+
+
+def scatter_by_layer(
+    groups: Sequence[tuple[str, Sequence[int], Sequence[float]]],
+    path: Path,
+    ylabel: str,
+    xlabel: str = "layer (depth)",
+) -> Path:
+    """One panel per model: a dot per head at its layer, and the per-layer mean as a line."""
+    fig, axes = _figure(min(len(groups), 3), math.ceil(len(groups) / 3))
+    for ax, (title, layers, values) in zip(axes.flat, groups, strict=False):
+        layers_a, values_a = np.asarray(layers, int), np.asarray(values, float)
+        ax.scatter(layers_a, values_a, s=10, alpha=0.6, label="one head")
+        uniq = np.unique(layers_a)
+        ax.plot(uniq, [values_a[layers_a == u].mean() for u in uniq], color="C3", label="mean")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def heatmaps(
+    grids: Sequence[tuple[str, np.ndarray]],
+    path: Path,
+    colorbar: str,
+    xlabel: str = "head",
+    ylabel: str = "layer",
+    annotate: bool = False,
+    cmap: str = "viridis",
+) -> Path:
+    """One heatmap per panel (rows: ``ylabel``, columns: ``xlabel``) with a colorbar each."""
+    fig, axes = _figure(min(len(grids), 3), math.ceil(len(grids) / 3), height=3.8)
+    for ax, (title, grid) in zip(axes.flat, grids, strict=False):
+        im = ax.imshow(grid, aspect="auto", cmap=cmap, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        rows, cols = grid.shape
+        if cols <= 20:
+            ax.set_xticks(range(cols))
+        if rows <= 20:
+            ax.set_yticks(range(rows))
+        if annotate:
+            top = np.nanmax(grid) if grid.size else 0
+            for (r, c), v in np.ndenumerate(grid):
+                color = "white" if v < top / 2 else "black"
+                ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=7, color=color)
+        fig.colorbar(im, ax=ax, label=colorbar, shrink=0.85)
+    for ax in list(axes.flat)[len(grids) :]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def labelled_scatter(
+    points: Sequence[tuple[str, float, float]],
+    path: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+) -> Path:
+    """A scatter plot with each point named (e.g. sweep cells: accuracy against GMACs)."""
+    fig, axes = _figure(1, height=4.2)
+    ax = axes[0, 0]
+    xs = [p[1] for p in points]
+    ys = [p[2] for p in points]
+    ax.scatter(xs, ys, s=25)
+    for label, x, y in points:
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
