@@ -14,6 +14,7 @@ import typer
 # Command modules register themselves on `app` when imported.
 from vitbench.cli import models as _models  # noqa: E402,F401
 from vitbench.cli import profile as _profile  # noqa: E402,F401
+from vitbench.cli import report as _report  # noqa: E402,F401
 from vitbench.cli.app import app
 from vitbench.cli.output import err_console
 from vitbench.errors import VitbenchError
