@@ -1,0 +1,118 @@
+"""Which heads matter: mask one head at a time, or read the gradient of a gate on each head.
+
+In these models the heads' outputs are concatenated, head after head, before the output
+projection, so a forward pre-hook on the projection that scales each head's slice by a gate
+acts on exactly one head: gate 0 masks it, gate 1 leaves it be.
+
+* Masking: the change in loss and in accuracy on a labelled set when one head is masked.
+* Gate gradient (Michel, Levy and Neubig 2019, "Are Sixteen Heads Really Better than One?"):
+  importance is the absolute gradient of the loss with respect to the head's gate at 1,
+  accumulated over batches (as their code does, per batch), and normalised per layer by the
+  layer's L2 norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitbench.attention.extract import AttentionLayer
+from vitbench.errors import VitbenchError
+
+_PROJECTION_NAMES = ("proj", "out_proj", "o_proj")
+
+
+def output_projection(layer: AttentionLayer) -> nn.Linear:
+    """The linear layer that mixes the concatenated heads of an attention module."""
+    for name in _PROJECTION_NAMES:
+        proj = getattr(layer.module, name, None)
+        if isinstance(proj, nn.Linear) and proj.in_features % layer.num_heads == 0:
+            return proj
+    raise VitbenchError(
+        f"cannot gate the heads of {layer.name} ({type(layer.module).__name__}): no output "
+        f"projection named {' or '.join(_PROJECTION_NAMES)}"
+    )
+
+
+class HeadGates:
+    """Context manager: scales each head's input slice of the output projection by a gate.
+
+    ``gates[i]`` is a (heads,) tensor for ``layers[i]``; set values to mask heads, or make them
+    require grad to read the gradient of the loss with respect to each head.
+    """
+
+    def __init__(self, layers: Sequence[AttentionLayer], requires_grad: bool = False) -> None:
+        self.layers = list(layers)
+        self.projections = [output_projection(layer) for layer in self.layers]
+        self.gates = [
+            torch.ones(layer.num_heads, device=proj.weight.device, requires_grad=requires_grad)
+            for layer, proj in zip(self.layers, self.projections, strict=True)
+        ]
+        self._handles: list = []
+
+    def __enter__(self) -> HeadGates:
+        for gate, layer, proj in zip(self.gates, self.layers, self.projections, strict=True):
+
+            def pre_hook(_proj, args, gate=gate, heads=layer.num_heads):
+                x = args[0]  # (..., heads * head_dim), heads concatenated head after head
+                split = x.unflatten(-1, (heads, x.shape[-1] // heads))
+                return ((split * gate.to(x.dtype)[:, None]).flatten(-2),)
+
+            self._handles.append(proj.register_forward_pre_hook(pre_hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy: per-batch gradients add up over batches."""
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        raise VitbenchError("head importance needs a classifier: the model returns no logits")
+    return F.cross_entropy(logits.float(), labels, reduction="sum")
+
+
+def normalise_per_layer(scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Divide each layer's (heads,) scores by their L2 norm (Michel et al.); zeros stay zero."""
+    return [s / s.norm().clamp_min(1e-20) for s in scores]
+
+
+@torch.no_grad()
+def head_mask_importance(
+    model: nn.Module,
+    layers: Sequence[AttentionLayer],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Loss increase and accuracy drop when each head alone is masked, per layer (heads,).
+
+    One forward per head and batch, plus one unmasked: (layers x heads + 1) x batches forwards.
+    """
+    batches = list(batches)
+    gates = HeadGates(layers)
+
+    def loss_and_correct() -> tuple[float, float]:
+        loss = correct = 0.0
+        for x, y in batches:
+            logits = model(x)
+            loss += float(classification_loss(logits, y))
+            correct += float((logits.argmax(-1) == y).sum())
+        return loss, correct
+
+    n = sum(len(y) for _, y in batches)
+    with gates:
+        base_loss, base_correct = loss_and_correct()
+        d_loss = [torch.zeros(layer.num_heads) for layer in layers]
+        d_acc = [torch.zeros(layer.num_heads) for layer in layers]
+        for i, layer in enumerate(layers):
+            for h in range(layer.num_heads):
+                gates.gates[i][h] = 0.0
+                loss, correct = loss_and_correct()
+                gates.gates[i][h] = 1.0
+                d_loss[i][h] = (loss - base_loss) / n
+                d_acc[i][h] = (base_correct - correct) / n
+    return d_loss, d_acc
