@@ -1,0 +1,124 @@
+"""The four attention figures: distance against depth, entropy heatmap, head clusters, rollout.
+
+All drawn with matplotlib's Agg backend into PNG files; nothing is shown on screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vitbench.attention.analysis import AttentionAnalysis
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _column(analysis: AttentionAnalysis, key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else r[key] for r in analysis.records], float)
+
+
+def plot_distance_vs_depth(analysis: AttentionAnalysis, path: Path) -> Path:
+    """One dot per head at its layer, as the ViT paper's attention-distance figure."""
+    plt = _pyplot()
+    layer, dist, head = (_column(analysis, k) for k in ("layer", "mean_distance_px", "head"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sc = ax.scatter(layer, dist, c=head, cmap="tab20", s=18)
+    ax.set_xlabel("layer (network depth)")
+    ax.set_ylabel("mean attention distance (px)")
+    ax.set_title(f"{analysis.model}: mean attention distance per head")
+    ax.set_ylim(bottom=0)
+    fig.colorbar(sc, ax=ax, label="head")
+    return _save(fig, path)
+
+
+def _grid(analysis: AttentionAnalysis, key: str) -> np.ndarray:
+    layers = sorted({r["layer"] for r in analysis.records})
+    heads = max(r["head"] for r in analysis.records) + 1
+    grid = np.full((len(layers), heads), np.nan)
+    row = {layer: i for i, layer in enumerate(layers)}
+    for r in analysis.records:
+        grid[row[r["layer"]], r["head"]] = np.nan if r.get(key) is None else r[key]
+    return grid
+
+
+def plot_entropy_heatmap(analysis: AttentionAnalysis, path: Path) -> Path:
+    """Layers x heads, normalised entropy (1: uniform, 0: one key)."""
+    plt = _pyplot()
+    grid = _grid(analysis, "entropy_norm")
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * grid.shape[1], 1.2 + 0.3 * grid.shape[0]))
+    im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(f"{analysis.model}: normalised entropy")
+    fig.colorbar(im, ax=ax, label="entropy / ln(keys)")
+    return _save(fig, path)
+
+
+def plot_head_clusters(analysis: AttentionAnalysis, path: Path) -> Path:
+    """Heads in the 2-D projection of their features, coloured by cluster, labelled layer.head."""
+    plt = _pyplot()
+    x, y, cluster = (_column(analysis, k) for k in ("proj_x", "proj_y", "cluster"))
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(x, y, c=cluster, cmap="tab10", s=30)
+    if len(analysis.records) <= 200:
+        for r, xi, yi in zip(analysis.records, x, y, strict=True):
+            ax.annotate(f"{r['layer']}.{r['head']}", (xi, yi), fontsize=6, alpha=0.7)
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    ax.set_title(f"{analysis.model}: head clusters (label: layer.head)")
+    return _save(fig, path)
+
+
+def plot_rollout_overlays(analysis: AttentionAnalysis, path: Path) -> Path | None:
+    """Each image beside its class-token rollout map laid over it; None without a rollout."""
+    if analysis.rollout is None or analysis.rollout_pixels is None:
+        return None
+    import torch
+    import torch.nn.functional as F
+
+    plt = _pyplot()
+    maps, pixels = analysis.rollout, analysis.rollout_pixels
+    n = len(maps)
+    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for i in range(n):
+        h, w = pixels[i].shape[:2]
+        m = F.interpolate(torch.from_numpy(maps[i])[None, None], size=(h, w), mode="bilinear")[0, 0]
+        m = (m - m.min()) / (m.max() - m.min()).clamp_min(1e-12)
+        axes[0, i].imshow(pixels[i])
+        axes[1, i].imshow(pixels[i])
+        axes[1, i].imshow(m.numpy(), cmap="jet", alpha=0.5)
+        for ax in axes[:, i]:
+            ax.axis("off")
+    fig.suptitle(f"{analysis.model}: attention rollout of the class token")
+    return _save(fig, path)
+
+
+def write_plots(analysis: AttentionAnalysis, directory: str | Path) -> list[Path]:
+    """Write the figures into ``directory``; the rollout figure only when there is a rollout."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    stem = analysis.model.replace("/", "_")
+    paths = [
+        plot_distance_vs_depth(analysis, d / f"{stem}_attention_distance.png"),
+        plot_entropy_heatmap(analysis, d / f"{stem}_attention_entropy.png"),
+        plot_head_clusters(analysis, d / f"{stem}_head_clusters.png"),
+        plot_rollout_overlays(analysis, d / f"{stem}_rollout.png"),
+    ]
+    return [p for p in paths if p is not None]
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
