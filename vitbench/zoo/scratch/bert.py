@@ -47,6 +47,10 @@ class Bert(nn.Module):
         super().__init__()
         if pos_embed not in ("learn", "sinusoidal"):
             raise ValueError(f"BERT's pos_embed is 'learn' or 'sinusoidal', not {pos_embed!r}")
+        if max(cls_id, sep_id) >= vocab_size:
+            raise ValueError(
+                f"[CLS]/[SEP] ids {cls_id}/{sep_id} lie outside a vocabulary of {vocab_size}"
+            )
         self.vocab_size, self.seq_len, self.num_classes = vocab_size, seq_len, num_classes
         self.cls_id, self.sep_id = cls_id, sep_id
         self.token_embed = nn.Embedding(vocab_size, embed_dim)
