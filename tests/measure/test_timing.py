@@ -1,0 +1,146 @@
+"""Timing: statistics against numpy and the binomial law, and the loop's stopping rules."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vitbench.measure.timing import (
+    median_ci_ranks,
+    set_threads,
+    summarize,
+    synchronizer,
+    time_callable,
+)
+
+SAMPLES = [0.012, 0.010, 0.011, 0.013, 0.010, 0.030, 0.011, 0.012, 0.010, 0.014]
+
+
+def test_summarize_matches_numpy():
+    s = summarize(SAMPLES, 0.5, warmup_runs=2, stop_reason="budget")
+    xs = np.array(SAMPLES)
+    assert s.n == 10 and s.first_call_s == 0.5 and s.warmup_runs == 2
+    assert s.median_s == pytest.approx(np.median(xs))
+    assert s.mean_s == pytest.approx(xs.mean())
+    assert s.p90_s == pytest.approx(np.percentile(xs, 90))
+    assert s.p99_s == pytest.approx(np.percentile(xs, 99))
+    assert s.iqr_s == pytest.approx(np.percentile(xs, 75) - np.percentile(xs, 25))
+    assert (s.min_s, s.max_s) == (0.010, 0.030)
+    assert s.cv == pytest.approx(xs.std(ddof=1) / xs.mean())
+    # 95% CI of the median of 10 samples: 2nd and 9th order statistics
+    ordered = np.sort(xs)
+    assert s.rel_ci == pytest.approx((ordered[8] - ordered[1]) / 2 / np.median(xs))
+    assert s.samples_s == SAMPLES
+    assert s.noisy  # one 30 ms outlier: CV about 0.4
+
+
+def test_summarize_quiet_and_single_sample():
+    quiet = summarize([1.0, 1.01, 0.99, 1.0, 1.0, 1.02], 2.0)
+    assert not quiet.noisy and quiet.cv < 0.1
+    one = summarize([0.25], 1.0)
+    assert one.median_s == one.p99_s == 0.25 and one.cv == 0.0
+    assert math.isinf(one.rel_ci)  # no 95% interval from one sample
+    with pytest.raises(ValueError):
+        summarize([], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("n", "ranks"),
+    [(1, None), (5, None), (6, (0, 5)), (10, (1, 8)), (100, (39, 60))],  # standard tables
+)
+def test_median_ci_ranks(n, ranks):
+    assert median_ci_ranks(n) == ranks
+
+
+@pytest.mark.parametrize("n", [6, 7, 20, 51, 300])
+def test_median_ci_coverage_is_the_tightest_at_95_percent(n):
+    def coverage(lo: int) -> float:  # P(x_(lo) <= median <= x_(n-1-lo)), 0-based ranks
+        tail = sum(math.comb(n, i) for i in range(lo + 1)) / 2**n
+        return 1 - 2 * tail
+
+    lo, hi = median_ci_ranks(n)
+    assert hi == n - 1 - lo
+    assert coverage(lo) >= 0.95 > coverage(lo + 1)
+
+
+def test_as_record_fields_in_ms():
+    rec = summarize(SAMPLES, 0.5, stop_reason="precision").as_record()
+    assert rec["first_call_ms"] == pytest.approx(500.0)
+    assert rec["latency_median_ms"] == pytest.approx(1e3 * np.median(SAMPLES))
+    for key in ("p90", "p99", "iqr", "mean", "min", "max", "std"):
+        assert f"latency_{key}_ms" in rec
+    assert rec["latency_n"] == 10 and rec["latency_stop_reason"] == "precision"
+    assert rec["latency_noisy"] is True and rec["latency_timer"] == "perf_counter"
+    assert summarize([0.1], 0.1).as_record()["latency_rel_ci"] is None  # inf is not stored
+
+
+def test_sleep_median_close_to_sleep_time():
+    stats = time_callable(lambda: time.sleep(0.005), warmup=1, budget_s=0.3, rel_precision=0.05)
+    assert 0.005 <= stats.median_s < 0.05  # generous: the machine is shared
+    assert stats.min_s >= 0.005
+
+
+def test_first_call_timed_apart_and_warmup_untimed():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        time.sleep(0.1 if len(calls) == 1 else 0.002)
+
+    stats = time_callable(fn, warmup=2, min_runs=5, max_runs=5, budget_s=10)
+    assert stats.first_call_s >= 0.1
+    assert stats.median_s < 0.05 and stats.max_s < 0.1
+    assert len(calls) == 1 + 2 + stats.n
+
+
+def test_stop_on_budget_after_min_runs():
+    stats = time_callable(
+        lambda: time.sleep(0.002), warmup=0, min_runs=4, budget_s=0.0, rel_precision=0.0
+    )
+    assert stats.stop_reason == "budget" and stats.n == 4
+    stats = time_callable(
+        lambda: time.sleep(0.002), warmup=0, min_runs=3, budget_s=0.05, rel_precision=0.0
+    )
+    assert stats.stop_reason == "budget" and 3 <= stats.n < 1000
+
+
+def test_stop_on_max_runs_and_on_precision():
+    stats = time_callable(lambda: None, warmup=0, min_runs=7, max_runs=7, rel_precision=0.0)
+    assert stats.stop_reason == "max_runs" and stats.n == 7
+    stats = time_callable(lambda: time.sleep(0.002), min_runs=6, budget_s=30, rel_precision=5.0)
+    assert stats.stop_reason == "precision" and stats.n == 6  # first n with a 95% interval
+    assert stats.rel_ci <= 5.0
+
+
+def test_bad_run_counts():
+    with pytest.raises(ValueError):
+        time_callable(lambda: None, min_runs=5, max_runs=2)
+
+
+def test_set_threads():
+    current = torch.get_num_threads()
+    assert set_threads(None) == current
+    assert set_threads(current) == current
+    with pytest.raises(ValueError):
+        set_threads(0)
+
+
+def test_cpu_synchronizer_is_a_noop():
+    assert synchronizer("cpu")() is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_events_and_fallback():
+    a = torch.randn(1024, 1024, device="cuda")
+    fn = lambda: a @ a  # noqa: E731
+    events = time_callable(fn, device="cuda", budget_s=0.2)
+    clock = time_callable(fn, device="cuda", budget_s=0.2, use_cuda_events=False)
+    assert events.timer == "cuda-events" and clock.timer == "perf_counter"
+    assert 0 < events.median_s < 1 and 0 < clock.median_s < 1
+    # a kernel that spins ~10 ms: events see GPU time, not the launch's few microseconds
+    spin = time_callable(lambda: torch.cuda._sleep(10_000_000), device="cuda", budget_s=0.3)
+    assert spin.median_s > 1e-3
