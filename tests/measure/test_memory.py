@@ -1,0 +1,98 @@
+"""Peak memory: known allocations and a hand-counted MLP give known peaks, and they reset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vitbench.measure.memory import (
+    CPU_METHOD,
+    CUDA_METHOD,
+    live_tensor_bytes,
+    measure_peak_memory,
+    peak_of_deltas,
+)
+
+MiB = 2**20
+
+
+def _alloc_64_free_alloc_32(device: str = "cpu") -> torch.Tensor:
+    a = torch.empty(64 * MiB, dtype=torch.uint8, device=device).fill_(1)
+    del a
+    return torch.empty(32 * MiB, dtype=torch.uint8, device=device).fill_(1)
+
+
+def test_peak_of_deltas():
+    assert peak_of_deltas([64, -64, 32]) == 64
+    assert peak_of_deltas([10, 5, -12, 20]) == 23
+    assert peak_of_deltas([-16, 8]) == 0  # frees of older tensors never push the peak below 0
+    assert peak_of_deltas([]) == 0
+
+
+def test_cpu_peak_of_known_allocations_and_reset():
+    first = measure_peak_memory(_alloc_64_free_alloc_32)
+    second = measure_peak_memory(_alloc_64_free_alloc_32)
+    for stats in (first, second):
+        assert stats.method == CPU_METHOD and stats.reserved_bytes is None
+        assert stats.peak_over_baseline_bytes == pytest.approx(64 * MiB, abs=MiB // 4)
+        assert stats.peak_bytes == stats.baseline_bytes + stats.peak_over_baseline_bytes
+
+
+def test_cpu_baseline_counts_live_tensors():
+    held = torch.ones(16 * MiB, dtype=torch.uint8)
+    stats = measure_peak_memory(_alloc_64_free_alloc_32)
+    assert stats.baseline_bytes >= held.nbytes
+    assert stats.peak_bytes >= held.nbytes + 64 * MiB
+
+
+def test_cpu_peak_of_an_mlp_matches_hand_count():
+    # inference: Linear(256->1024) out and ReLU out are both alive at the peak; the second
+    # Linear's (64, 256) output comes after the first is freed: peak = 2 x 64 x 1024 x 4 bytes
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 256)).eval()
+    x = torch.randn(64, 256)
+
+    def forward():
+        with torch.inference_mode():
+            return mlp(x)
+
+    stats = measure_peak_memory(forward)
+    assert stats.peak_over_baseline_bytes == pytest.approx(2 * 64 * 1024 * 4, rel=0.02)
+    weights = sum(p.numel() for p in mlp.parameters()) * 4
+    assert stats.baseline_bytes >= weights + x.nbytes
+
+
+def test_live_tensor_bytes_counts_views_once():
+    before = live_tensor_bytes("cpu")
+    base = torch.empty(MiB, dtype=torch.uint8)
+    views = [base[:10], base.view(1024, 1024), base[1:]]  # noqa: F841 (kept alive)
+    assert live_tensor_bytes("cpu") - before == MiB
+
+
+def test_record_fields():
+    rec = measure_peak_memory(lambda: torch.ones(1024)).as_record()
+    assert set(rec) == {
+        "memory_peak_bytes",
+        "memory_peak_over_baseline_bytes",
+        "memory_baseline_bytes",
+        "memory_reserved_bytes",
+        "memory_method",
+    }
+    assert rec["memory_peak_over_baseline_bytes"] == 4096
+
+
+def test_unsupported_device():
+    with pytest.raises(ValueError):
+        measure_peak_memory(lambda: None, device="meta")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_peak_of_known_allocations_and_reset():
+    held = torch.ones(8 * MiB, dtype=torch.uint8, device="cuda")
+    for _ in range(2):
+        stats = measure_peak_memory(lambda: _alloc_64_free_alloc_32("cuda"), device="cuda")
+        assert stats.method == CUDA_METHOD
+        assert stats.baseline_bytes >= held.nbytes
+        assert stats.peak_over_baseline_bytes == pytest.approx(64 * MiB, abs=MiB)
+        assert stats.reserved_bytes >= stats.peak_bytes
