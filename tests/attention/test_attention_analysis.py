@@ -101,3 +101,22 @@ def test_cli_rejects_two_image_sources(cli, store):
         ["analyze", "attention", "vit_small_patch16_224", "--sample-images", "--dataset", "digits"]
     )
     assert result.exit_code != 0
+
+
+def test_a_checkpoint_is_loaded_and_recorded(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    model = timm.create_model("vit_small_patch16_224", img_size=32, depth=2, num_classes=10)
+    path = tmp_path / "trained.safetensors"
+    save_file(model.state_dict(), str(path))
+    a = analyze_attention(
+        "vit_small_patch16_224",
+        checkpoint=path,
+        img_size=32,
+        model_kwargs={"depth": 2, "num_classes": 10},
+        n_images=2,
+        importance="none",
+    )
+    assert a.records[0]["weights"] == "checkpoint"
+    assert a.records[0]["checkpoint"] == str(path)

@@ -30,11 +30,12 @@ def plot_distance_vs_depth(analysis: AttentionAnalysis, path: Path) -> Path:
     plt = _pyplot()
     layer, dist, head = (_column(analysis, k) for k in ("layer", "mean_distance_px", "head"))
     fig, ax = plt.subplots(figsize=(6, 4))
-    sc = ax.scatter(layer, dist, c=head, cmap="tab20", s=18)
+    sc = ax.scatter(layer, dist, c=head, cmap="viridis", s=18, alpha=0.8)
     ax.set_xlabel("layer (network depth)")
     ax.set_ylabel("mean attention distance (px)")
     ax.set_title(f"{analysis.model}: mean attention distance per head")
-    ax.set_ylim(bottom=0)
+    top = np.nanmax(dist) if np.isfinite(dist).any() else 1.0
+    ax.set_ylim(0, 1.08 * top)
     fig.colorbar(sc, ax=ax, label="head")
     return _save(fig, path)
 
