@@ -174,3 +174,21 @@ def test_a_layer_that_runs_without_exposing_weights_is_an_error():
     with pytest.raises(VitbenchError, match="ran without exposing"):
         with AttentionExtractor(model, lambda *_: None, "silent") as ex:
             ex.run(torch.randn(1, 4, 8))
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [("scratch_vit_tiny_patch16_224", 1), ("scratch_deit_tiny_distilled_patch16_224", 2)],
+)
+def test_vitbench_own_vits_are_read_with_their_prefix_tokens(name, prefix):
+    from vitbench.zoo import ModelSpec, create_model
+
+    model = create_model(ModelSpec(name, img_size=32, kwargs={"depth": 2}))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+    out, maps = extract_attention(model, x, name)
+    assert torch.allclose(out, before, atol=1e-5)
+    assert [m.shape for m in maps] == [(2, 3, prefix + 4, prefix + 4)] * 2
+    layout = layout_for(model, "blocks.0.attn", (32, 32), prefix + 4, prefix + 4)
+    assert (layout.n_prefix_k, layout.cls_key, layout.grid) == (prefix, 0, (2, 2))

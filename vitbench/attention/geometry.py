@@ -189,7 +189,8 @@ def _plain(model: nn.Module, name: str, image_hw: tuple[int, int]) -> TokenLayou
     n_prefix = getattr(model, "num_prefix_tokens", None)
     if n_prefix is None:
         n_prefix = int(getattr(model, "cls_token", None) is not None)
-    has_cls = getattr(model, "cls_token", None) is not None
+    holder = getattr(model, "tokens", model)  # our own ViTs keep their prefix tokens apart
+    has_cls = getattr(holder, "cls_token", None) is not None  # first when present
     rows, cols = _grid(model.patch_embed, image_hw)
     cell = (image_hw[0] / rows, image_hw[1] / cols)
     return _self_layout("self", int(n_prefix), rows, cols, cell, cls=has_cls)
