@@ -80,10 +80,10 @@ def profile_rows() -> list[dict]:
 
 
 def fit_rows() -> list[dict]:
-    return [
-        {"model": "vit_small_patch16_224", "batch_size": 1, "metric": m, "exponent": k, "r2": 0.99}
-        for m, k in (("macs", 1.0), ("latency_median_ms", 1.1), ("memory_peak_bytes", 1.0))
-    ]
+    """Fits in `vitbench.measure.scaling.fit_scaling`'s form, of the sweep above."""
+    from vitbench.measure.scaling import fit_scaling
+
+    return fit_scaling([r for r in profile_rows() if r["model"] == "vit_small_patch16_224"])
 
 
 def write(rows: list[dict], path: Path, table: str, run_id: str, environment: dict) -> None:
@@ -121,3 +121,50 @@ def markdown_tables(text: str) -> list[pd.DataFrame]:
 
 def image_links(text: str) -> list[str]:
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+
+
+def attention_rows(model: str, weights: str, layers: int = 3, heads: int = 2) -> list[dict]:
+    """One row per layer x head in `vitbench.attention.analyze_attention`'s form.
+
+    Head h of layer l looks 10 * (l + 1) + h pixels away, so the first layer's mean is 10.5 px.
+    """
+    return [
+        {
+            "model": model,
+            "layer": layer,
+            "head": head,
+            "mean_distance_px": 10.0 * (layer + 1) + head,
+            "entropy": 2.0 + 0.1 * layer,
+            "entropy_norm": 0.5 + 0.1 * layer,
+            "cls_attention": 0.1,
+            "self_attention": 0.2,
+            "importance": 0.5 + 0.1 * head,
+            "cluster": head,
+            "proj_x": float(layer),
+            "proj_y": float(head),
+            "weights": weights,
+            "checkpoint": "runs/digits/model.safetensors" if weights == "checkpoint" else None,
+            "img_size": "32x32",
+            "images": "digits",
+            "n_images": 8,
+        }
+        for layer in range(layers)
+        for head in range(heads)
+    ]
+
+
+def write_attention_store(path: Path) -> Path:
+    """Two analyses (random init and a checkpoint), the second with a saved rollout figure."""
+    write(attention_rows("vit_small_patch16_224", "random"), path, "attention", "att-1", env())
+    write(attention_rows("scratch_vit_tiny", "checkpoint"), path, "attention", "att-2", env())
+    rollout = path / "plots" / "att-2" / "scratch_vit_tiny_rollout.png"
+    rollout.parent.mkdir(parents=True)
+    rollout.write_bytes(PNG_1x1)
+    return path
+
+
+#: a valid 1 x 1 PNG, standing in for the rollout figure `vitbench analyze attention` saves
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)

@@ -68,14 +68,15 @@ def _intro(ctx: Context, stores: list[Path]) -> None:
         f"Written by vitbench {__version__} from the results stored in "
         + ", ".join(f"`{s}`" for s in stores)
         + ". Every number is read from those stores; nothing was measured again to write it. "
-        "Environment labels (E1, E2, ...) refer to the *Environments* section."
+        "Where each came from is listed under *Environments*."
     )
     if ctx.many_envs:
         labels = list(ctx.envs.details)
         doc.warning(
             f"these results come from {len(labels)} environments that differ in "
-            f"{', '.join(differing_fields(ctx.envs, labels))}. Tables that put rows from "
-            "different environments side by side carry their own warning."
+            f"{', '.join(differing_fields(ctx.envs, labels))}; rows are labelled E1, E2, ... "
+            "and tables that put rows from different environments side by side carry their own "
+            "warning."
         )
 
 

@@ -21,12 +21,14 @@ WIDTH_IN, DPI = 8.0, 100  # 800 px, legible at README width
 
 @dataclass(frozen=True)
 class Series:
-    """One line of a plot; ``exponent`` draws a fitted power law y = a x^k through the points."""
+    """One line of a plot; ``exponent`` (with ``prefactor``, in the plotted unit) draws the
+    fitted power law y = prefactor * x^exponent instead of joining the points."""
 
     label: str
     x: Sequence[float]
     y: Sequence[float]
     exponent: float | None = None
+    prefactor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,15 +54,13 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _power_law_line(s: Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """The least-squares line in log-log space with the series' slope, over its x range."""
-    x, y = np.asarray(s.x, float), np.asarray(s.y, float)
-    ok = (x > 0) & (y > 0)
-    if s.exponent is None or ok.sum() < 2:
+    """The fitted power law over the series' x range (positive x only)."""
+    x = np.asarray(s.x, float)
+    x = x[x > 0]
+    if s.exponent is None or s.prefactor is None or x.size < 2:
         return None
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    intercept = ly.mean() - s.exponent * lx.mean()
-    grid = np.geomspace(x[ok].min(), x[ok].max(), 50)
-    return grid, np.exp(intercept) * grid**s.exponent
+    grid = np.geomspace(x.min(), x.max(), 50)
+    return grid, s.prefactor * grid**s.exponent
 
 
 def _plain_log_ticks(ax: Axes, which: str, base: int) -> None:
@@ -210,4 +210,24 @@ def labelled_scatter(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def clusters(
+    groups: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[int]]], path: Path
+) -> Path:
+    """One panel per model: heads at their 2-D projection, coloured by cluster."""
+    fig, axes = _figure(min(len(groups), 3), math.ceil(len(groups) / 3))
+    for ax, (title, xs, ys, labels) in zip(axes.flat, groups, strict=False):
+        labels_a = np.asarray(labels, int)
+        for c in np.unique(labels_a):
+            sel = labels_a == c
+            ax.scatter(np.asarray(xs)[sel], np.asarray(ys)[sel], s=14, label=f"cluster {c}")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("component 1")
+        ax.set_ylabel("component 2")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.set_visible(False)
     return _save(fig, path)

@@ -1,10 +1,14 @@
 """The attention section from the ``attention`` table (one row per analysed model, layer, head).
 
 Mean attention distance against depth (the ViT paper's figure), an entropy heatmap, head
-importance where it was measured, and a per-model summary.
+importance, head clusters in their 2-D projection, and the rollout overlays that
+`vitbench analyze attention` saved beside the store (``<store>/plots/<run_id>/``).
 """
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,21 +22,24 @@ from vitbench.report.tables import fmt, is_missing
 ANALYSIS = ("run_id", "model", "weights", "checkpoint", ENV_COLUMN)
 
 
+def _weights(row: pd.Series) -> str:
+    """'random', 'pretrained', or the checkpoint's file name."""
+    if not is_missing(row.get("checkpoint")):
+        return Path(str(row["checkpoint"])).name
+    return "?" if is_missing(row.get("weights")) else str(row["weights"])
+
+
 def _analyses(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One (label, rows) per analysis: model and weights, plus the run when that repeats."""
     keys = [k for k in ANALYSIS if k in df]
-    many_runs = df.groupby([k for k in keys if k != "run_id"], dropna=False).ngroups < (
-        df.groupby(keys, dropna=False).ngroups
-    )
+    groups = [g for _, g in df.groupby(keys, sort=False, dropna=False)]
+    names = [(g.iloc[0]["model"], _weights(g.iloc[0])) for g in groups]
     out = []
-    for _, group in df.groupby(keys, sort=False, dropna=False):
-        first = group.iloc[0]
-        parts = [str(first["model"])]
-        for k in ("weights", "checkpoint"):
-            if k in group and not is_missing(first[k]):
-                parts.append(str(first[k]))
-        if many_runs:
-            parts.append(str(first["run_id"]))
-        out.append((" ".join(parts), group))
+    for (model, weights), group in zip(names, groups, strict=True):
+        label = f"{model} ({weights})"
+        if names.count((model, weights)) > 1:
+            label += f" run {group.iloc[0].get('run_id')}"
+        out.append((label, group))
     return out
 
 
@@ -44,19 +51,27 @@ def _grid(group: pd.DataFrame, column: str) -> np.ndarray:
 
 def _summary(label: str, group: pd.DataFrame) -> dict[str, str]:
     by_layer = group.groupby("layer")["mean_distance_px"].mean().sort_index()
-    row = {
-        "analysis": label,
-        "layers": str(group["layer"].nunique()),
-        "heads": str(group["head"].nunique()),
-        "distance, first layer (px)": fmt(by_layer.iloc[0], 1),
-        "distance, last layer (px)": fmt(by_layer.iloc[-1], 1),
-        "head distance range (px)": f"{fmt(group['mean_distance_px'].min(), 1)} to "
-        f"{fmt(group['mean_distance_px'].max(), 1)}",
-    }
-    if "entropy_norm" in group:
-        row["mean normalised entropy"] = fmt(group["entropy_norm"].mean(), 3)
-    if "cls_attention" in group:
-        row["mean attention to class token"] = fmt(group["cls_attention"].mean(), 3)
+    first = group.iloc[0]
+    row = {"analysis": label}
+    if not is_missing(first.get("n_images")):
+        row["images"] = f"{int(first['n_images'])} from {first.get('images', '?')}"
+    row.update(
+        {
+            "layers x heads": f"{group['layer'].nunique()} x {group['head'].nunique()}",
+            "distance, first layer (px)": fmt(by_layer.iloc[0], 1),
+            "distance, last layer (px)": fmt(by_layer.iloc[-1], 1),
+            "head distances (px)": f"{fmt(group['mean_distance_px'].min(), 1)} to "
+            f"{fmt(group['mean_distance_px'].max(), 1)}",
+        }
+    )
+    for column, name in (
+        ("entropy_norm", "normalised entropy"),
+        ("cls_attention", "attention to class token"),
+        ("cluster", "head clusters"),
+    ):
+        if column in group and group[column].notna().any():
+            value = group[column].nunique() if column == "cluster" else group[column].mean()
+            row[name] = str(value) if column == "cluster" else fmt(value, 3)
     return row
 
 
@@ -67,30 +82,76 @@ def add_attention(ctx: Context, df: pd.DataFrame) -> None:
     doc = ctx.doc
     doc.heading("Attention")
     doc.paragraph(
-        "Mean attention distance per head (pixels between a query patch and the patches it "
-        "attends to, weighted by attention, averaged over query patches and images; the ViT "
-        "paper's measure) against depth, and the entropy of each head's attention rows "
-        "normalised by its maximum (1: uniform attention, 0: one key)."
+        "Per head: the mean attention distance (pixels from a query patch to the patches it "
+        "attends to, weighted by attention, averaged over query patches and images, as in the "
+        "ViT paper) against depth, and the entropy of its attention rows over ln(keys) "
+        "(1: uniform, 0: a single key). Averages in the table are over all heads."
     )
-    doc.warning(mixed_warning(ctx.envs, df, "The attention figures"))
+    doc.warning(mixed_warning(ctx.envs, df, "This section"))
     doc.table(pd.DataFrame([_summary(label, g) for label, g in analyses]))
     groups = [(label, g["layer"].tolist(), g["mean_distance_px"].tolist()) for label, g in analyses]
     doc.image(
         plots.scatter_by_layer(groups, ctx.figure("attention_distance"), "mean distance (px)"),
         "mean attention distance against depth",
     )
-    column = "entropy_norm" if "entropy_norm" in df else "entropy"
-    if column in df and df[column].notna().any():
-        grids = [(label, _grid(g, column)) for label, g in analyses]
-        unit = "normalised entropy" if column == "entropy_norm" else "entropy (nats)"
-        doc.image(plots.heatmaps(grids, ctx.figure("attention_entropy"), unit), "entropy heatmap")
-    if "importance" in df and df["importance"].notna().any():
-        doc.paragraph(
-            "Head importance (Michel et al. 2019): the expected absolute gradient of the loss "
-            "with respect to a gate on the head's output, normalised per layer."
-        )
-        grids = [(label, _grid(g, "importance")) for label, g in analyses if g.importance.any()]
+    if "entropy_norm" in df and df["entropy_norm"].notna().any():
+        grids = [(label, _grid(g, "entropy_norm")) for label, g in analyses]
         doc.image(
-            plots.heatmaps(grids, ctx.figure("head_importance"), "importance", cmap="magma"),
-            "head importance",
+            plots.heatmaps(grids, ctx.figure("attention_entropy"), "entropy / ln(keys)"),
+            "normalised attention entropy per layer and head",
         )
+    _importance(ctx, analyses)
+    _clusters(ctx, analyses)
+    _rollouts(ctx, analyses)
+
+
+def _importance(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
+    grids = [
+        (label, _grid(g, "importance"))
+        for label, g in analyses
+        if "importance" in g and g["importance"].notna().any()
+    ]
+    if not grids:
+        return
+    ctx.doc.paragraph(
+        "Head importance (Michel et al. 2019): the absolute gradient of the loss with respect "
+        "to a gate on each head's output, normalised per layer (darker: matters less)."
+    )
+    ctx.doc.image(
+        plots.heatmaps(grids, ctx.figure("head_importance"), "importance", cmap="magma"),
+        "head importance per layer and head",
+    )
+
+
+def _clusters(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
+    groups = [
+        (label, g["proj_x"].tolist(), g["proj_y"].tolist(), g["cluster"].astype(int).tolist())
+        for label, g in analyses
+        if {"proj_x", "proj_y", "cluster"} <= set(g.columns) and g["cluster"].notna().all()
+    ]
+    if not groups:
+        return
+    ctx.doc.paragraph(
+        "Heads clustered by their metric profiles and attention patterns, shown in a 2-D "
+        "projection (colour: cluster)."
+    )
+    ctx.doc.image(
+        plots.clusters(groups, ctx.figure("head_clusters")), "head clusters in 2-D projection"
+    )
+
+
+def _rollouts(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
+    """Copy the rollout overlays saved with each analysis run into the report's figures."""
+    for label, group in analyses:
+        first = group.iloc[0]
+        saved = Path(str(first.get("store", ""))) / "plots" / str(first.get("run_id"))
+        stem = str(first["model"]).replace("/", "_")
+        source = saved / f"{stem}_rollout.png"
+        if not source.is_file():
+            continue
+        target = ctx.figure(f"rollout_{stem}_{first.get('run_id')}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+        ctx.doc.paragraph(f"Attention rollout of the class token, {label}:")
+        ctx.doc.image(target, f"attention rollout, {label}")

@@ -93,15 +93,15 @@ def _sweeps(profile: pd.DataFrame, vary: str, fixed: tuple[str, ...]) -> list[pd
     return out
 
 
-def _fits(fits: pd.DataFrame) -> dict[tuple, float]:
-    """(run_id, model, batch_size, metric) -> stored exponent."""
-    need = {"run_id", "model", "batch_size", "metric", "exponent"}
+def _fits(fits: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
+    """(run_id, model, batch_size, metric) -> stored (exponent, prefactor)."""
+    need = {"run_id", "model", "batch_size", "metric", "exponent", "prefactor"}
     if fits.empty or not need <= set(fits.columns):
         return {}
     return {
-        (r.run_id, r.model, int(r.batch_size), r.metric): float(r.exponent)
+        (r.run_id, r.model, int(r.batch_size), r.metric): (float(r.exponent), float(r.prefactor))
         for r in fits.itertuples()
-        if not is_missing(r.exponent) and not is_missing(r.batch_size)
+        if not (is_missing(r.exponent) or is_missing(r.prefactor) or is_missing(r.batch_size))
     }
 
 
@@ -119,12 +119,14 @@ def add_scaling(ctx: Context, profile: pd.DataFrame, fits: pd.DataFrame) -> None
                 continue
             first = group.iloc[0]
             g = group[group[metric].notna()]
+            fit = exponents.get((first.run_id, first.model, int(first.batch_size), metric))
             series.append(
                 plots.Series(
                     _label(ctx, first.model, first.get(ENV_COLUMN, ""), f"b{first.batch_size}"),
                     g["tokens"].tolist(),
                     (g[metric] * scale).tolist(),
-                    exponents.get((first.run_id, first.model, int(first.batch_size), metric)),
+                    exponent=None if fit is None else fit[0],
+                    prefactor=None if fit is None else fit[1] * scale,
                 )
             )
         if series:
@@ -174,8 +176,11 @@ def add_fit_table(ctx: Context, fits: pd.DataFrame) -> None:
         "batch_size": ("batch", lambda v: fmt(v, 0)),
         "metric": ("metric", str),
         "exponent": ("exponent", lambda v: fmt(v, 3)),
-        "exponent_high": ("exponent at the largest sizes", lambda v: fmt(v, 3)),
-        "r2": ("R²", lambda v: fmt(v, 4)),
+        "exponent_high": ("exponent, upper half of sizes", lambda v: fmt(v, 3)),
+        "r2": ("R² (log-log)", lambda v: fmt(v, 4)),
+        "n_points": ("points", lambda v: fmt(v, 0)),
+        "x_min": ("tokens from", lambda v: fmt(v, 0)),
+        "x_max": ("tokens to", lambda v: fmt(v, 0)),
     }
     doc.table(format_columns(fits, columns))
 
