@@ -62,12 +62,12 @@ class LayerStats:
         if lay.cls_key is not None:
             self._add("cls_attention", attention_to(weights, lay.cls_key).sum(dim=(0, 2)))
         if lay.self_key is not None:
-            idx = torch.as_tensor(lay.self_key)
+            idx = torch.as_tensor(lay.self_key, device=weights.device)
             self._add("self_attention", attention_to(weights, idx).sum(dim=(0, 2)))
         if lay.query_yx is None:
             return
         if self._distances is None:
-            self._distances = lay.distances()  # (Nq', Nk') px
+            self._distances = lay.distances().to(weights.device)  # (Nq', Nk') px
             edges = self._distances / self.image_diagonal_px * DISTANCE_BINS
             which = edges.long().clamp_(0, DISTANCE_BINS - 1)
             self._bins = torch.nn.functional.one_hot(which, DISTANCE_BINS).float()
@@ -85,7 +85,7 @@ class LayerStats:
         heads = self.layer.num_heads
         if name not in self.sums or count == 0:
             return np.full(heads, np.nan)
-        return (self.sums[name] / count).numpy()
+        return (self.sums[name] / count).cpu().numpy()
 
     def head_records(self) -> list[dict]:
         """One record per head: mean distance, entropy and where the attention goes."""
@@ -125,6 +125,6 @@ class LayerStats:
         heads = self.layer.num_heads
         if "distance_profile" not in self.sums or self.patch_rows == 0:
             return np.full((heads, DISTANCE_BINS + 1), np.nan)
-        hist = (self.sums["distance_profile"] / self.patch_rows).numpy()
-        prefix = (self.sums["prefix_attention"] / self.patch_rows).numpy()[:, None]
+        hist = (self.sums["distance_profile"] / self.patch_rows).cpu().numpy()
+        prefix = (self.sums["prefix_attention"] / self.patch_rows).cpu().numpy()[:, None]
         return np.concatenate([hist, prefix], axis=1)
