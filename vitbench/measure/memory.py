@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +79,11 @@ def _cpu_peak(fn: Callable[[], object]) -> MemoryStats:
     # kineto prints start/stop lines to stderr on every profile; keep the CLI's stderr clean
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     baseline = live_tensor_bytes("cpu")
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+    with warnings.catch_warnings():
+        # torch 2.11 warns that events are not kept across cycles: irrelevant to one-shot use
+        warnings.filterwarnings("ignore", message=".*Profiler clears events", category=UserWarning)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
     events = [
         e
         for e in prof.profiler.kineto_results.events()

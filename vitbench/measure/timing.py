@@ -232,8 +232,8 @@ def set_threads(n: int | None) -> int:
     """Apply ``n`` CPU threads (intra-op, and inter-op while torch still allows it).
 
     Returns the intra-op thread count in force. ``None`` leaves torch's setting alone. Set it
-    explicitly: ``torch.utils.benchmark.Timer`` defaults to one thread, torch itself to the
-    number of physical cores.
+    explicitly: ``torch.utils.benchmark.Timer`` defaults to one thread, torch itself to about
+    the number of cores.
     """
     if n is not None:
         if n < 1:
