@@ -13,6 +13,7 @@ import typer
 
 # Command modules register themselves on `app` when imported.
 from vitbench.cli import analyze as _analyze  # noqa: E402,F401
+from vitbench.cli import demo as _demo  # noqa: E402,F401
 from vitbench.cli import models as _models  # noqa: E402,F401
 from vitbench.cli import profile as _profile  # noqa: E402,F401
 from vitbench.cli import report as _report  # noqa: E402,F401

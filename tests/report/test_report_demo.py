@@ -1,0 +1,38 @@
+"""`vitbench demo --quick`: every step runs through the library and the report has them all."""
+
+from __future__ import annotations
+
+import pytest
+from report_fixtures import image_links, markdown_tables
+
+from vitbench.cli import main
+from vitbench.report.demo import Progress, Step
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--quick", "--out", str(out)])
+    assert exit_.value.code == 0
+    report = out / "report.md"
+    assert capsys.readouterr().out.strip() == str(report)
+    text = report.read_text()
+    for section in ("Benchmark table", "Cost against the number of tokens", "Attention"):
+        assert f"## {section}" in text
+    bench = next(t for t in markdown_tables(text) if "published GMACs" in t.columns)
+    assert set(bench["model"]) == {"vit_base_patch16_224", "vit_tiny_patch16_224"}
+    assert all((out / link).is_file() for link in image_links(text))
+    # a second run into the same store is refused rather than mixed in
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--quick", "--out", str(out)])
+    assert exit_.value.code == 2
+
+
+def test_time_left_follows_the_pace_of_finished_steps() -> None:
+    steps = [Step(str(i), 10.0, lambda note: None) for i in range(3)]
+    progress = Progress(steps)
+    assert progress.left_s == pytest.approx(30.0, abs=0.5)
+    progress.started -= 20.0  # the first step took twice its estimate
+    progress.finish_step(20.0)
+    assert progress.left_s == pytest.approx(40.0, abs=0.5)

@@ -1,0 +1,57 @@
+"""`vitbench demo`: profile, sweep, analyze attention and write the report, on embedded data."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vitbench.cli.app import app
+from vitbench.cli.output import err_console, info
+from vitbench.errors import VitbenchError
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("results/demo"), "--out", help="A new results store."),
+    quick: bool = typer.Option(False, "--quick", help="A seconds-long run with tiny inputs."),
+    threads: int = typer.Option(1, help="CPU threads (1 gives stable timings on a busy box)."),
+) -> None:
+    """The main job on embedded defaults, ending in OUT/report.md (a few minutes on 2 cores)."""
+    from vitbench.report.build import TABLES
+    from vitbench.report.demo import DemoConfig, run_demo
+
+    taken = [t for t in TABLES if (out / f"{t}.csv").exists()]
+    if taken:
+        raise VitbenchError(
+            f"{out} already holds results ({', '.join(taken)}); "
+            "the demo writes a fresh store: remove it or choose another --out"
+        )
+    config = dataclasses.replace(DemoConfig.quick() if quick else DemoConfig(), threads=threads)
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("step {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("about {task.fields[left]} left"),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("demo", total=None, left="?")
+
+        def show(progress, text: str) -> None:
+            bar.update(
+                task,
+                description=text,
+                completed=progress.done,
+                total=len(progress.steps),
+                left=f"{progress.left_s:.0f} s",
+            )
+
+        report = run_demo(config, out, show)
+    info(f"demo done in {time.perf_counter() - t0:.0f} s; report: {report}")
+    typer.echo(str(report))

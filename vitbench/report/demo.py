@@ -1,0 +1,192 @@
+"""The demo: vitbench's main job on embedded defaults, ending in a report.
+
+Each step calls a library function (never a subprocess) and appends its records to one results
+store; the last step writes ``report.md`` from that store. Step estimates are seconds measured
+on a shared 2-core CPU and drive the time-left display.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitbench import store
+from vitbench.reference import BENCHMARK_TABLE
+from vitbench.report.build import REPORT_NAME, build_report
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs. The defaults take a few minutes on a 2-core CPU.
+
+    One CPU thread by default: on a 2-core machine shared with other work, two threads contend
+    with it and medians swing by an order of magnitude; one thread gives stable numbers.
+    """
+
+    benchmark_models: Sequence[str] = BENCHMARK_TABLE
+    small_vit: str = "vit_small_patch16_224"
+    batch_sizes: Sequence[int] = (1, 4, 16)
+    sweep_img_sizes: Sequence[int] = (32, 64, 96, 128, 160, 224)
+    timing_budget_s: float = 1.0
+    attention_images: int = 32
+    threads: int | None = 1
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """A configuration of seconds, for tests: one counted model, ViT-Ti, short timing."""
+        return cls(
+            benchmark_models=("vit_base_patch16_224",),
+            small_vit="vit_tiny_patch16_224",
+            batch_sizes=(1, 2),
+            sweep_img_sizes=(32, 48, 64),
+            timing_budget_s=0.05,
+            attention_images=4,
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of the demo; ``run(note)`` does it, calling ``note`` with sub-progress."""
+
+    name: str
+    estimate_s: float
+    run: Callable[[Note], object]
+
+
+@dataclass
+class Progress:
+    """How far the demo is: steps done, time spent, and an estimate of the time left."""
+
+    steps: Sequence[Step]
+    started: float = field(default_factory=time.perf_counter)
+    done: int = 0
+    spent_on_done: float = 0.0
+
+    def finish_step(self, seconds: float) -> None:
+        self.done += 1
+        self.spent_on_done += seconds
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def left_s(self) -> float:
+        """The remaining steps' estimates, scaled by how fast the finished ones went."""
+        remaining = sum(s.estimate_s for s in self.steps[self.done :])
+        estimated_done = sum(s.estimate_s for s in self.steps[: self.done])
+        pace = self.spent_on_done / estimated_done if estimated_done > 0 else 1.0
+        in_step = self.elapsed_s - self.spent_on_done
+        return max(0.0, remaining * pace - in_step)
+
+
+def _save(records: list[dict[str, Any]], out: Path, table: str, run_id: str) -> None:
+    store.append_records(store.stamp_records(records, run_id, store.environment("cpu")), out, table)
+
+
+def profile_into(
+    models: Sequence[str], opts: Any, out: Path, note: Note, fit: bool = False
+) -> None:
+    """`vitbench profile` as a library call: records (and power-law fits) into ``out``."""
+    from vitbench.measure.profile import profile
+
+    records = profile(list(models), opts, on_step=lambda text, _done: note(text))
+    run_id = store.new_run_id()
+    _save(records, out, "profile", run_id)
+    if fit:
+        from vitbench.measure.scaling import fit_scaling
+
+        _save(fit_scaling(records), out, "profile_fit", run_id)
+
+
+def analyze_into(
+    model: str, out: Path, note: Note, n_images: int, checkpoint: Path | None = None
+) -> None:
+    """`vitbench analyze attention` on digits: records into ``out``, figures beside them."""
+    from vitbench.attention import ImageSource, analyze_attention
+    from vitbench.attention.plots import write_plots
+
+    analysis = analyze_attention(
+        model,
+        ImageSource("digits"),
+        checkpoint=checkpoint,
+        n_images=n_images,
+        batch_size=8,
+        device="cpu",
+        on_progress=lambda done, total, phase: note(f"{phase} {done}/{total} images"),
+    )
+    run_id = store.new_run_id()
+    _save(analysis.records, out, "attention", run_id)
+    write_plots(analysis, out / "plots" / run_id)  # where the report finds the rollout
+
+
+def demo_steps(config: DemoConfig, out: Path) -> list[Step]:
+    """The demo's stages, in order, each appending to the store ``out``."""
+    from vitbench.measure.profile import ProfileOptions
+
+    timing = dict(device="cpu", threads=config.threads, budget_s=config.timing_budget_s)
+    counts = ProfileOptions(metrics=frozenset({"params", "flops"}))
+    timed = ProfileOptions(batch_sizes=tuple(config.batch_sizes), **timing)
+    sweep = ProfileOptions(img_sizes=tuple(config.sweep_img_sizes), **timing)
+    n_bench, n_sizes = len(config.benchmark_models), len(config.sweep_img_sizes)
+    per_point = 3.0 + 4 * config.timing_budget_s  # build, first call, warm-up, timing, memory
+    return [
+        Step(
+            f"count params and MACs of the benchmark table ({n_bench} models)",
+            1.5 * n_bench,
+            lambda note: profile_into(config.benchmark_models, counts, out, note),
+        ),
+        Step(
+            f"time {config.small_vit} at batch sizes {', '.join(map(str, config.batch_sizes))}",
+            5.0 + per_point * sum(config.batch_sizes) ** 0.5,
+            lambda note: profile_into([config.small_vit], timed, out, note),
+        ),
+        Step(
+            f"sweep {config.small_vit} over {n_sizes} image sizes",
+            5.0 + per_point * n_sizes,
+            lambda note: profile_into([config.small_vit], sweep, out, note, fit=True),
+        ),
+        Step(
+            f"analyze the attention of a random-init {config.small_vit}",
+            5.0 + 1.0 * config.attention_images,
+            lambda note: analyze_into(config.small_vit, out, note, config.attention_images),
+        ),
+        Step("write the report", 5.0, lambda note: build_report([out], out)),
+    ]
+
+
+def run_demo(
+    config: DemoConfig,
+    out: Path,
+    on_progress: Callable[[Progress, str], None] | None = None,
+) -> Path:
+    """Run every step into the store ``out`` and return the path of its ``report.md``."""
+    import torch
+
+    out = Path(out)
+    steps = demo_steps(config, out)
+    progress = Progress(steps)
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        for step in steps:
+            t0 = time.perf_counter()
+
+            def note(text: str, step: Step = step) -> None:
+                if on_progress:
+                    on_progress(progress, f"{step.name}: {text}")
+
+            note("starting")
+            step.run(note)
+            progress.finish_step(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    if on_progress:
+        on_progress(progress, "done")
+    return out / REPORT_NAME
