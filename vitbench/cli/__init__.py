@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(rc, int):  # click returns the code of --help / --version exits
             sys.exit(rc)
     except VitbenchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             f"[red]error:[/red] {type(exc).__name__}: {first} "
             "(set VITBENCH_DEBUG=1 for the traceback)",
             highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)
     sys.exit(0)

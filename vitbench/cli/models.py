@@ -20,7 +20,7 @@ def models_cmd(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
 ) -> None:
     """List models that can be profiled, with params and tokens at the default size."""
-    from vitbench.measure.flops import count_model
+    from vitbench.measure.model_cost import count_model
 
     names = list_models(pattern)
     if not names:

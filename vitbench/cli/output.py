@@ -58,11 +58,13 @@ def emit(
     columns: Sequence[str] | None = None,
     title: str | None = None,
     formatters: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Write records to stdout in the chosen format.
 
     ``table`` shows ``columns`` (with optional per-column display ``formatters`` that take the
-    record's value); ``csv`` and ``json`` (one object per line) carry every field, unformatted.
+    record's value, and display ``headers``); ``csv`` and ``json`` (one object per line) carry
+    every field, unformatted.
     """
     fmt = OutputFormat(fmt)
     if fmt is OutputFormat.json:
@@ -84,17 +86,19 @@ def emit(
         return
     cols = list(columns) if columns else list(records[0].keys()) if records else []
     formatters = formatters or {}
+    headers = headers or {}
     table = Table(title=title, show_lines=False)
     for col in cols:
-        table.add_column(col, overflow="fold")
+        table.add_column(headers.get(col, col), overflow="fold")
     for rec in records:
         table.add_row(*(formatters.get(c, _fmt_cell)(rec.get(c)) for c in cols))
-    Console().print(table)
+    # a pipe or file gets the whole table rather than rich's 80-column default
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message, highlight=False)
+    err_console.print(message, highlight=False, soft_wrap=True)

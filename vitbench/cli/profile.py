@@ -191,7 +191,14 @@ def _print(records: list[dict], fits: list[dict], fmt: OutputFormat, opts: Profi
             row["diff"] = rec["macs"] / 1e9 / pub["gmacs"] - 1
         rows.append(row)
     cols = ["model", "img_size", "batch_size", "tokens", "params"]
-    fmts = {"params": _m, "macs": _g, "diff": _pct, "memory_peak_bytes": _mib, "mfu": _pct}
+    fmts = {
+        "params": _m,
+        "macs": _g,
+        "diff": _pct,
+        "memory_peak_bytes": _mib,
+        "mfu": _pct,
+        "latency_cv": _pct,
+    }
     if "flops" in opts.metrics:
         cols += ["macs"]
         if any("published_gmacs" in r for r in rows):
@@ -204,7 +211,22 @@ def _print(records: list[dict], fits: list[dict], fmt: OutputFormat, opts: Profi
         cols += ["memory_peak_bytes"]
     if any(r.get("status") == "oom" for r in rows):
         cols += ["status"]
-    emit(rows, fmt, columns=cols, title="profile (params in M, MACs in G)", formatters=fmts)
+    headers = {
+        "img_size": "img",
+        "batch_size": "batch",
+        "params": "params (M)",
+        "macs": "GMACs",
+        "published_gmacs": "timm GMACs",
+        "diff": "diff",
+        "latency_median_ms": "median ms",
+        "latency_iqr_ms": "IQR ms",
+        "latency_p99_ms": "p99 ms",
+        "latency_cv": "CV",
+        "throughput_sps": "samples/s",
+        "mfu": "MFU",
+        "memory_peak_bytes": "peak MiB",
+    }
+    emit(rows, fmt, columns=cols, title="vitbench profile", formatters=fmts, headers=headers)
     for rec in records:
         if rec.get("uncounted_ops"):
             warn(f"{rec['model']}: operators not counted: {rec['uncounted_ops']}")

@@ -1,0 +1,106 @@
+"""`vitbench profile` and `vitbench models` end to end, through the console entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from vitbench.cli import main
+from vitbench.measure.closed_form import ViTShape, vit_macs
+
+TINY = ["--img-size", "32", "--model-kwargs", "patch_size=8,embed_dim=32,depth=1,num_heads=2"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_count_only_json_records(capsys, store) -> None:
+    code, out, err = run(
+        capsys, "profile", "vit-ti", "--metrics", "params,flops", "-b", "1,4",
+        *TINY, "--format", "json", "--out", str(store),
+    )  # fmt: skip
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["batch_size"] for r in rows] == [1, 4]
+    shape = ViTShape(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2)
+    for r in rows:
+        assert r["model"] == "vit_tiny_patch16_224"
+        assert r["tokens"] == 17 and r["img_size"] == 32
+        assert r["macs"] == vit_macs(shape)  # per sample
+        assert r["macs_batch"] == r["macs"] * r["batch_size"]
+        assert "latency_median_ms" not in r  # a count-only run never times
+    stored = pd.read_csv(store / "profile.csv")
+    assert len(stored) == 2 and stored["env_torch"].notna().all()
+
+
+def test_timed_run_on_a_toy_model(capsys, store) -> None:
+    code, out, err = run(
+        capsys, "profile", "vit_tiny_patch16_224", *TINY, "--budget", "0.3", "--warmup", "1",
+        "--threads", "1", "--format", "csv", "--out", str(store),
+    )  # fmt: skip
+    assert code == 0, err
+    row = pd.read_csv(io.StringIO(out)).iloc[0]
+    assert row["status"] == "ok" and row["threads"] == 1
+    assert 0 < row["latency_median_ms"] <= row["latency_p99_ms"]
+    assert row["latency_n"] >= 5
+    assert row["throughput_sps"] == pytest.approx(1000 / row["latency_median_ms"])
+    assert row["memory_peak_bytes"] > 0 and isinstance(row["memory_method"], str)
+    assert row["peak_tflops"] > 0 and 0 < row["mfu"]
+
+
+def test_sweep_fits_and_appends(capsys, store) -> None:
+    args = ["profile", "vit-ti", "--metrics", "params,flops", "--img-size", "32,64,128"]
+    args += ["--model-kwargs", "patch_size=8,embed_dim=32,depth=1,num_heads=2"]
+    for _ in range(2):
+        code, out, err = run(capsys, *args, "--out", str(store))
+        assert code == 0, err
+    assert len(pd.read_csv(store / "profile.csv")) == 6  # appended, not overwritten
+    fits = pd.read_csv(store / "profile_fit.csv")
+    macs_fit = fits[fits["metric"] == "macs"].iloc[0]
+    assert 1.0 < macs_fit["exponent"] < 2.0
+    assert "power-law" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["profile", "vit_bse_patch16_224"], "vit_base_patch16_224"),
+        (["profile", "vit-ti", "-b", "0"], "positive"),
+        (["profile", "vit-ti", "-b", "x"], "integers"),
+        (["profile", "vit-ti", "--metrics", "speed"], "unknown metric"),
+        (["profile", "vit-ti", "--precision", "fp8"], "precision"),
+        (["profile", "vit-ti", "--model-kwargs", "embed_dim=100,num_heads=3"], "cannot build"),
+        (["profile", "vit-ti", "--checkpoint", "/nonexistent.safetensors"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, store, argv, needle) -> None:
+    code, out, err = run(capsys, *argv, "--out", str(store))
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (store / "profile.csv").exists()
+
+
+def test_models_lists_aliases_and_counts(capsys) -> None:
+    code, out, err = run(capsys, "models", "deit_base_distilled*", "--format", "json")
+    assert code == 0, err
+    row = json.loads(out.splitlines()[0])
+    assert row["model"] == "deit_base_distilled_patch16_224"
+    assert row["params"] == 87_338_192 and row["tokens"] == 198
+    assert "deit-b-distilled" in row["aliases"]
+
+
+def test_python_dash_m_entry_point() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vitbench", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("vitbench ")
