@@ -164,11 +164,18 @@ def heatmaps(
     ylabel: str = "layer",
     annotate: bool = False,
     cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Path:
-    """One heatmap per panel (rows: ``ylabel``, columns: ``xlabel``) with a colorbar each."""
+    """One heatmap per panel (rows: ``ylabel``, columns: ``xlabel``) with a colorbar each.
+
+    ``vmin``/``vmax`` fix one colour scale for every panel, so panels compare.
+    """
     fig, axes = _figure(min(len(grids), 3), math.ceil(len(grids) / 3), height=3.8)
     for ax, (title, grid) in zip(axes.flat, grids, strict=False):
-        im = ax.imshow(grid, aspect="auto", cmap=cmap, interpolation="nearest")
+        im = ax.imshow(
+            grid, aspect="auto", cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax
+        )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

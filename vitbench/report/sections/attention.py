@@ -97,7 +97,9 @@ def add_attention(ctx: Context, df: pd.DataFrame) -> None:
     if "entropy_norm" in df and df["entropy_norm"].notna().any():
         grids = [(label, _grid(g, "entropy_norm")) for label, g in analyses]
         doc.image(
-            plots.heatmaps(grids, ctx.figure("attention_entropy"), "entropy / ln(keys)"),
+            plots.heatmaps(
+                grids, ctx.figure("attention_entropy"), "entropy / ln(keys)", vmin=0, vmax=1
+            ),
             "normalised attention entropy per layer and head",
         )
     _importance(ctx, analyses)
@@ -118,7 +120,14 @@ def _importance(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
         "to a gate on each head's output, normalised per layer (darker: matters less)."
     )
     ctx.doc.image(
-        plots.heatmaps(grids, ctx.figure("head_importance"), "importance", cmap="magma"),
+        plots.heatmaps(
+            grids,
+            ctx.figure("head_importance"),
+            "importance",
+            cmap="magma",
+            vmin=0,
+            vmax=max(float(np.nanmax(g)) for _, g in grids),
+        ),
         "head importance per layer and head",
     )
 

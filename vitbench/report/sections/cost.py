@@ -31,7 +31,7 @@ SHAPE = ("img_size", "patch_size", "seq_len", "model_kwargs")
 COST_METRICS = {
     "macs": ("MACs per image", "GMACs", 1e-9),
     "latency_median_ms": ("latency (median)", "ms per batch", 1.0),
-    "memory_peak_bytes": ("peak memory", "MiB", 1 / 2**20),
+    "memory_peak_over_baseline_bytes": ("activation memory", "MiB", 1 / 2**20),
 }
 
 
@@ -136,9 +136,11 @@ def add_scaling(ctx: Context, profile: pd.DataFrame, fits: pd.DataFrame) -> None
     doc = ctx.doc
     doc.heading("Cost against the number of tokens")
     doc.paragraph(
-        "Each point is one input size; dashed lines are the power laws cost ~ tokens^k fitted "
-        "by `vitbench profile` (slope k in the legend; attention alone would give k = 2, the "
-        "per-token layers k = 1)."
+        "Each point is one input size; dashed lines are the power laws cost ~ tokens^k that "
+        "`vitbench profile` fitted and stored, with k written beside them (attention alone "
+        "would give k = 2, the per-token layers k = 1; points without a stored fit are joined "
+        "by a plain line). Memory is the peak of live tensor bytes during the forward pass "
+        "over what was live before it (weights, inputs)."
     )
     doc.warning(mixed_warning(ctx.envs, pd.concat(sweeps), "This sweep"))
     if panels:
@@ -154,11 +156,13 @@ def add_scaling(ctx: Context, profile: pd.DataFrame, fits: pd.DataFrame) -> None
                 "patch_size": ("patch", lambda v: fmt(v, 0)),
                 "batch_size": ("batch", lambda v: fmt(v, 0)),
                 "tokens": ("tokens", lambda v: fmt(v, 0)),
-                "macs": ("GMACs", lambda v: fmt_sig(None if is_missing(v) else v / 1e9)),
+                "macs": ("GMACs", lambda v: fmt_sig(v / 1e9)),
                 "latency_median_ms": ("latency (ms)", fmt_sig),
-                "memory_peak_bytes": (
-                    "peak memory (MiB)",
-                    lambda v: fmt_sig(None if is_missing(v) else v / 2**20),
+                "latency_cv": ("latency CV", fmt_pct),
+                "memory_peak_bytes": ("peak memory (MiB)", lambda v: fmt_sig(v / 2**20)),
+                "memory_peak_over_baseline_bytes": (
+                    "over weights and inputs (MiB)",
+                    lambda v: fmt_sig(v / 2**20),
                 ),
             },
         )
