@@ -169,3 +169,55 @@ PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
 )
+
+
+def train_rows(run_id: str = "train-1") -> tuple[list[dict], list[dict]]:
+    """Epoch rows and the final row of a 3-epoch run, in `vitbench.train.train`'s form."""
+    epochs = [
+        {
+            "model": "scratch_vit_tiny_patch16_224",
+            "dataset": "digits",
+            "epoch": e,
+            "train_loss": 2.0 / e,
+            "train_acc": 0.3 * e,
+            "val_loss": 2.2 / e,
+            "val_acc": 0.3 * e - 0.05,
+            "lr": 1e-3,
+            "images_per_s": 1500.0,
+        }
+        for e in (1, 2, 3)
+    ]
+    confusion = [[18, 0, 2], [1, 19, 0], [0, 3, 17]]
+    final = {
+        "model": "scratch_vit_tiny_patch16_224",
+        "dataset": "digits",
+        "img_size": 8,
+        "in_chans": 1,
+        "num_classes": 3,
+        "epochs": 3,
+        "params": 136_138,
+        "gmacs": 0.002429888,
+        "train_images": 1257,
+        "val_images": 180,
+        "test_images": 60,
+        "best_val_acc": 0.85,
+        "best_epoch": 3,
+        "test_acc": 54 / 60,
+        "train_s": 2.5,
+        "images_per_s": 1500.0,
+        "classes": ["0", "1", "2"],
+        "confusion": confusion,
+        "most_confused": [
+            {"true": "2", "pred": "1", "count": 3},
+            {"true": "0", "pred": "2", "count": 2},
+        ],
+        "precision": "fp32",
+    }
+    return epochs, [final]
+
+
+def write_train_store(path: Path) -> Path:
+    epochs, runs = train_rows()
+    write(epochs, path, "train_epochs", "train-1", env())
+    write(runs, path, "train_runs", "train-1", env())
+    return path

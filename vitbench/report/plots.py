@@ -42,8 +42,10 @@ class Panel:
     base_x: int = 10
 
 
-def _figure(ncols: int, nrows: int = 1, height: float = 3.6) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(WIDTH_IN, height * nrows), dpi=DPI, layout="constrained")
+def _figure(
+    ncols: int, nrows: int = 1, height: float = 3.6, width: float = WIDTH_IN
+) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width, height * nrows), dpi=DPI, layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
@@ -92,7 +94,7 @@ def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path
                 x[order],
                 y[order],
                 marker="o",
-                ms=4,
+                ms=4 if len(x) <= 20 or s.exponent is not None else 0,
                 color=color,
                 lw=1 if s.exponent is None else 0,
             )
@@ -166,15 +168,19 @@ def heatmaps(
     cmap: str = "viridis",
     vmin: float | None = None,
     vmax: float | None = None,
+    aspect: str = "auto",
 ) -> Path:
     """One heatmap per panel (rows: ``ylabel``, columns: ``xlabel``) with a colorbar each.
 
     ``vmin``/``vmax`` fix one colour scale for every panel, so panels compare.
     """
-    fig, axes = _figure(min(len(grids), 3), math.ceil(len(grids) / 3), height=3.8)
+    ncols = min(len(grids), 3)
+    # square cells need no more width than the panels take
+    width = WIDTH_IN if aspect == "auto" else min(WIDTH_IN, 0.5 + 4.2 * ncols)
+    fig, axes = _figure(ncols, math.ceil(len(grids) / 3), height=3.8, width=width)
     for ax, (title, grid) in zip(axes.flat, grids, strict=False):
         im = ax.imshow(
-            grid, aspect="auto", cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax
+            grid, aspect=aspect, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax
         )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
@@ -184,11 +190,20 @@ def heatmaps(
             ax.set_xticks(range(cols))
         if rows <= 20:
             ax.set_yticks(range(rows))
-        if annotate:
-            top = np.nanmax(grid) if grid.size else 0
+        if annotate:  # non-zero cells, in black or white by the cell's luminance
             for (r, c), v in np.ndenumerate(grid):
-                color = "white" if v < top / 2 else "black"
-                ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=7, color=color)
+                if v:
+                    red, green, blue, _ = im.cmap(im.norm(v))
+                    light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                    ax.text(
+                        c,
+                        r,
+                        f"{v:g}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if light else "white",
+                    )
         fig.colorbar(im, ax=ax, label=colorbar, shrink=0.85)
     for ax in list(axes.flat)[len(grids) :]:
         ax.set_visible(False)

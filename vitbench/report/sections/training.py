@@ -1,7 +1,7 @@
 """Training sections from ``train_epochs``, ``train_runs`` and ``sweep``.
 
-Learning curves, final test accuracy with a confusion matrix, and the sweep's accuracy against
-cost.
+Per run: the final numbers, learning curves and the confusion matrix on the test split; for a
+sweep: one row per cell and test accuracy against GMACs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ import pandas as pd
 from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
-from vitbench.report.tables import fmt, fmt_pct, fmt_sig, format_columns, parse_json_cell
+from vitbench.report.tables import (
+    MISSING,
+    fmt,
+    fmt_pct,
+    fmt_sig,
+    format_columns,
+    is_missing,
+    parse_json_cell,
+)
 
 #: learning-curve panels: (title, y label, [(column, legend suffix)], scale)
 CURVES = (
@@ -20,14 +28,23 @@ CURVES = (
     ("accuracy", "accuracy (%)", (("train_acc", "train"), ("val_acc", "val")), 100.0),
 )
 
+#: how many confusion matrices fit side by side at README width
+MAX_CONFUSION = 3
 
-def _run_label(ctx: Context, model: object, run_id: object, env: object, many: bool) -> str:
-    parts = [str(model)]
-    if many:
-        parts.append(str(run_id))
-    if ctx.many_envs:
-        parts.append(str(env))
-    return " ".join(parts)
+
+def _run_labels(ctx: Context, df: pd.DataFrame) -> dict[str, str]:
+    """run_id -> a legend label: the model, plus the run when a model was trained twice."""
+    runs = df.drop_duplicates("run_id")
+    repeated = runs["model"].duplicated(keep=False)
+    labels = {}
+    for (_, row), again in zip(runs.iterrows(), repeated, strict=True):
+        parts = [str(row["model"])]
+        if again:
+            parts.append(str(row["run_id"]))
+        if ctx.many_envs:
+            parts.append(str(row[ENV_COLUMN]))
+        labels[row["run_id"]] = " ".join(parts)
+    return labels
 
 
 def add_training(ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame) -> None:
@@ -35,50 +52,70 @@ def add_training(ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame) -> None
     doc.heading("Training")
     frames = [f for f in (epochs, runs) if not f.empty]
     doc.warning(mixed_warning(ctx.envs, pd.concat(frames), "This section"))
+    labels = _run_labels(ctx, pd.concat([f[["run_id", "model", ENV_COLUMN]] for f in frames]))
     if not runs.empty:
-        _runs_table(ctx, runs)
+        doc.paragraph(
+            "Accuracy is the share of a split's images classified correctly; the test split is "
+            "held out from training and from choosing the best epoch."
+        )
+        doc.table(_runs_table(ctx, runs))
     if not epochs.empty and "epoch" in epochs:
-        _curves(ctx, epochs)
+        _curves(ctx, epochs, labels)
     if not runs.empty:
-        _confusion(ctx, runs)
+        _confusion(ctx, runs, labels)
 
 
-def _runs_table(ctx: Context, runs: pd.DataFrame) -> None:
+def _input(row: pd.Series) -> str:
+    if is_missing(row.get("img_size")):
+        return MISSING
+    size = int(row["img_size"])
+    chans = "" if is_missing(row.get("in_chans")) else f" x {int(row['in_chans'])} ch"
+    return f"{size} x {size}{chans}"
+
+
+def _confused(value: object) -> str:
+    pairs = parse_json_cell(value) or []
+    return ", ".join(f"{p['true']}→{p['pred']} ({p['count']})" for p in pairs[:3]) or MISSING
+
+
+def _runs_table(ctx: Context, runs: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.assign(input=runs.apply(_input, axis=1))
+    split = ["train_images", "val_images", "test_images"]
+    if set(split) <= set(runs.columns):
+        runs = runs.assign(split=[" / ".join(fmt(v, 0) for v in r) for r in runs[split].values])
     columns = {
         "run_id": ("run", str),
         "model": ("model", str),
         ENV_COLUMN: ("env", str) if ctx.many_envs else None,
-        "dataset": ("dataset", str),
+        "dataset": ("data", str),
+        "input": ("input (px)", str),
+        "params": ("params (M)", lambda v: fmt(v / 1e6, 3)),
+        "gmacs": ("GMACs", fmt_sig),
         "epochs": ("epochs", lambda v: fmt(v, 0)),
-        "params": ("params (M)", lambda v: fmt(v / 1e6)),
-        "train_images": ("train images", lambda v: fmt(v, 0)),
-        "test_images": ("test images", lambda v: fmt(v, 0)),
+        "split": ("train / val / test images", str),
         "best_val_acc": ("best val accuracy", fmt_pct),
         "test_acc": ("test accuracy", fmt_pct),
-        "train_s": ("training time (s)", fmt_sig),
+        "train_s": ("training time (s)", lambda v: fmt(v, 1)),
+        "images_per_s": ("images / s", fmt_sig),
+        "most_confused": ("most confused (true→predicted)", _confused),
     }
-    ctx.doc.table(format_columns(runs, columns))
+    return format_columns(runs, columns)
 
 
-def _curves(ctx: Context, epochs: pd.DataFrame) -> None:
-    keys = [k for k in ("run_id", "model", ENV_COLUMN) if k in epochs]
-    groups = list(epochs.groupby(keys, sort=False, dropna=False))
-    many = epochs["model"].nunique() < len(groups) if "model" in epochs else True
+def _curves(ctx: Context, epochs: pd.DataFrame, labels: dict[str, str]) -> None:
     panels = []
     for title, ylabel, columns, scale in CURVES:
         series = []
-        for _, g in groups:
+        for run_id, g in epochs.groupby("run_id", sort=False):
             g = g.sort_values("epoch")
-            first = g.iloc[0]
-            label = _run_label(
-                ctx, first.get("model"), first.get("run_id"), first.get(ENV_COLUMN), many
-            )
             for column, suffix in columns:
                 if column in g and g[column].notna().any():
                     ok = g[g[column].notna()]
                     series.append(
                         plots.Series(
-                            f"{label} {suffix}", ok.epoch.tolist(), (ok[column] * scale).tolist()
+                            f"{labels[run_id]} {suffix}",
+                            ok["epoch"].tolist(),
+                            (ok[column] * scale).tolist(),
                         )
                     )
         if series:
@@ -87,29 +124,32 @@ def _curves(ctx: Context, epochs: pd.DataFrame) -> None:
         ctx.doc.image(plots.panels(panels, ctx.figure("training_curves")), "training curves")
 
 
-def _confusion(ctx: Context, runs: pd.DataFrame) -> None:
+def _confusion(ctx: Context, runs: pd.DataFrame, labels: dict[str, str]) -> None:
     if "confusion" not in runs:
         return
     grids = []
-    many = len(runs) > 1
     for rec in runs.to_dict("records"):
         matrix = parse_json_cell(rec.get("confusion"))
         if matrix:
-            label = _run_label(ctx, rec.get("model"), rec.get("run_id"), rec.get(ENV_COLUMN), many)
-            grids.append((label, np.asarray(matrix, dtype=float)))
-    if grids:
-        ctx.doc.image(
-            plots.heatmaps(
-                grids[-3:],
-                ctx.figure("confusion_matrix"),
-                "test images",
-                xlabel="predicted class",
-                ylabel="true class",
-                annotate=True,
-                cmap="Blues",
-            ),
-            "confusion matrix on the test split",
-        )
+            grids.append((labels[rec["run_id"]], np.asarray(matrix, dtype=float)))
+    if not grids:
+        return
+    shown = grids[-MAX_CONFUSION:]
+    note = f" (the last {len(shown)} runs)" if len(grids) > len(shown) else ""
+    ctx.doc.paragraph(f"Confusion matrices on the test split{note}: rows true, columns predicted.")
+    ctx.doc.image(
+        plots.heatmaps(
+            shown,
+            ctx.figure("confusion_matrix"),
+            "test images",
+            xlabel="predicted class",
+            ylabel="true class",
+            annotate=True,
+            cmap="Blues",
+            aspect="equal",
+        ),
+        "confusion matrix on the test split",
+    )
 
 
 def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
