@@ -42,6 +42,7 @@ def run(args: list[str], repeats: int) -> tuple[float, float, float]:
                 [sys.executable, "-m", "vitbench", *args, "--out", out, "--format", "csv"],
                 check=True,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             times.append(time.perf_counter() - start)
             # ru_maxrss of children is the largest any child reached, in KiB on Linux

@@ -50,7 +50,9 @@ def test_fit_scaling_one_row_per_group_and_metric():
     records = [_rec("vit", 1, t, macs=3 * t**2, latency_median_ms=0.5 * t) for t in (16, 64, 256)]
     records += [_rec("vit", 8, t, macs=7 * t, latency_median_ms=None) for t in (16, 64)]
     records += [_rec("swin", 1, 49, macs=10.0)]  # one size only: no fit
-    records += [_rec("vit", 8, 256, macs=float("nan"), memory_peak_bytes=1e6)]  # NaN skipped
+    records += [
+        _rec("vit", 8, 256, macs=float("nan"), memory_peak_over_baseline_bytes=1e6)
+    ]  # NaN skipped
     rows = fit_scaling(records)
     got = {(r["model"], r["batch_size"], r["metric"]): r for r in rows}
     assert set(got) == {("vit", 1, "macs"), ("vit", 1, "latency_median_ms"), ("vit", 8, "macs")}

@@ -167,13 +167,13 @@ def profile_cmd(
 
     from vitbench.measure.scaling import fit_scaling
 
-    fits = fit_scaling(records)
+    run_id, env = store.new_run_id(), store.environment(dev)
+    records = store.stamp_records(records, run_id, env)
+    fits = store.stamp_records(fit_scaling(records), run_id, env)
     if save:
-        run_id = store.new_run_id()
-        env = store.environment(dev)
-        path = store.append_records(store.stamp_records(records, run_id, env), out, "profile")
+        path = store.append_records(records, out, "profile")
         if fits:
-            store.append_records(store.stamp_records(fits, run_id, env), out, "profile_fit")
+            store.append_records(fits, out, "profile_fit")
         info(f"{len(records)} record(s) appended to {path} (run {run_id})")
     _print(records, fits, fmt, opts)
 

@@ -85,7 +85,7 @@ def _number(value: Any) -> float | None:
 def fit_scaling(
     records: Sequence[dict[str, Any]],
     x: str = "tokens",
-    ys: Sequence[str] = ("macs", "latency_median_ms", "memory_peak_bytes"),
+    ys: Sequence[str] = ("macs", "latency_median_ms", "memory_peak_over_baseline_bytes"),
     group_by: Sequence[str] = ("model", "batch_size"),
 ) -> list[dict[str, Any]]:
     """One power-law fit per group and metric, as flat records.
