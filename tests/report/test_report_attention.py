@@ -16,7 +16,7 @@ def test_attention_section_numbers_and_figures(tmp_path) -> None:
     summary = summary.set_index("analysis")
     assert list(summary.index) == [
         "vit_small_patch16_224 (random)",
-        "scratch_vit_tiny (model.safetensors)",
+        "scratch_vit_tiny (checkpoint)",
     ]
     row = summary.loc["vit_small_patch16_224 (random)"]
     assert row["layers x heads"] == "3 x 2"
@@ -24,7 +24,9 @@ def test_attention_section_numbers_and_figures(tmp_path) -> None:
     assert row["distance, last layer (px)"] == "30.5"
     assert row["head distances (px)"] == "10.0 to 31.0"
     assert row["normalised entropy"] == "0.600"
-    assert row["images"] == "8 from digits"
+    assert row["images"] == "8 from digits" and row["input (px)"] == "32x32"
+    trained = summary.loc["scratch_vit_tiny (checkpoint)"]
+    assert trained["weights"] == "digits/model.safetensors"
     links = image_links(text)
     for name in ("attention_distance", "attention_entropy", "head_importance", "head_clusters"):
         assert f"figures/{name}.png" in links

@@ -16,6 +16,7 @@ from typing import Any
 from vitbench import store
 from vitbench.reference import BENCHMARK_TABLE
 from vitbench.report.build import REPORT_NAME, build_report
+from vitbench.zoo import ModelSpec
 
 Note = Callable[[str], None]
 
@@ -32,7 +33,8 @@ class DemoConfig:
     small_vit: str = "vit_small_patch16_224"
     batch_sizes: Sequence[int] = (1, 4, 16)
     sweep_img_sizes: Sequence[int] = (32, 64, 96, 128, 160, 224)
-    timing_budget_s: float = 1.0
+    timing_budget_s: float = 2.0  # `vitbench profile`'s default
+    train_epochs: int = 50
     attention_images: int = 32
     threads: int | None = 1
 
@@ -45,6 +47,7 @@ class DemoConfig:
             batch_sizes=(1, 2),
             sweep_img_sizes=(32, 48, 64),
             timing_budget_s=0.05,
+            train_epochs=2,
             attention_images=4,
         )
 
@@ -105,7 +108,7 @@ def profile_into(
 
 
 def analyze_into(
-    model: str, out: Path, note: Note, n_images: int, checkpoint: Path | None = None
+    model: str | ModelSpec, out: Path, note: Note, n_images: int, checkpoint: Path | None = None
 ) -> None:
     """`vitbench analyze attention` on digits: records into ``out``, figures beside them."""
     from vitbench.attention import ImageSource, analyze_attention
@@ -123,6 +126,28 @@ def analyze_into(
     run_id = store.new_run_id()
     _save(analysis.records, out, "attention", run_id)
     write_plots(analysis, out / "plots" / run_id)  # where the report finds the rollout
+
+
+def train_and_analyze_into(config: DemoConfig, out: Path, note: Note) -> None:
+    """`vitbench train` with its defaults (a small ViT on digits), then its attention."""
+    from vitbench.train import TrainConfig, train
+    from vitbench.train.checkpoint import WEIGHTS_FILE
+
+    cfg = TrainConfig(
+        epochs=config.train_epochs,
+        warmup_epochs=min(TrainConfig.warmup_epochs, config.train_epochs - 1),
+        device="cpu",
+    )
+    result = train(
+        cfg,
+        out=out,
+        on_epoch=lambda rec: note(
+            f"epoch {rec['epoch']}/{config.train_epochs}, val accuracy {rec['val_acc']:.1%}"
+        ),
+    )
+    rec = result.record
+    spec = result.config.model_spec(rec["img_size"], rec["in_chans"], rec["num_classes"])
+    analyze_into(spec, out, note, config.attention_images, result.run_dir / WEIGHTS_FILE)
 
 
 def demo_steps(config: DemoConfig, out: Path) -> list[Step]:
@@ -150,6 +175,11 @@ def demo_steps(config: DemoConfig, out: Path) -> list[Step]:
             f"sweep {config.small_vit} over {n_sizes} image sizes",
             5.0 + per_point * n_sizes,
             lambda note: profile_into([config.small_vit], sweep, out, note, fit=True),
+        ),
+        Step(
+            f"train a small ViT on digits ({config.train_epochs} epochs) and analyze its attention",
+            2.0 + 0.8 * config.train_epochs,
+            lambda note: train_and_analyze_into(config, out, note),
         ),
         Step(
             f"analyze the attention of a random-init {config.small_vit}",

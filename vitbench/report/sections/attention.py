@@ -23,10 +23,16 @@ ANALYSIS = ("run_id", "model", "weights", "checkpoint", ENV_COLUMN)
 
 
 def _weights(row: pd.Series) -> str:
-    """'random', 'pretrained', or the checkpoint's file name."""
-    if not is_missing(row.get("checkpoint")):
-        return Path(str(row["checkpoint"])).name
+    """'random', 'pretrained' or 'checkpoint'."""
     return "?" if is_missing(row.get("weights")) else str(row["weights"])
+
+
+def _weights_file(row: pd.Series) -> str:
+    """The checkpoint's file with its folder (the training run), or the kind of weights."""
+    if is_missing(row.get("checkpoint")):
+        return _weights(row)
+    path = Path(str(row["checkpoint"]))
+    return f"{path.parent.name}/{path.name}"
 
 
 def _analyses(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -52,7 +58,9 @@ def _grid(group: pd.DataFrame, column: str) -> np.ndarray:
 def _summary(label: str, group: pd.DataFrame) -> dict[str, str]:
     by_layer = group.groupby("layer")["mean_distance_px"].mean().sort_index()
     first = group.iloc[0]
-    row = {"analysis": label}
+    row = {"analysis": label, "weights": _weights_file(first)}
+    if not is_missing(first.get("img_size")):
+        row["input (px)"] = str(first["img_size"])
     if not is_missing(first.get("n_images")):
         row["images"] = f"{int(first['n_images'])} from {first.get('images', '?')}"
     row.update(
