@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitbench import store
 from vitbench.cli.app import app
-from vitbench.cli.output import OutputFormat, emit, err_console, info, warn
+from vitbench.cli.output import OutputFormat, emit, info, progress_bar, warn
 from vitbench.errors import VitbenchError
 from vitbench.zoo import parse_kwargs
 
@@ -115,14 +114,7 @@ def attention_cmd(
         num_classes=num_classes,
         kwargs=parse_kwargs(model_kwargs),
     )
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"{spec.name}: attention", total=n_images)
 
         def progress(done: int, total: int, phase: str) -> None:

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 #: progress bars, warnings and errors go to stderr so stdout stays machine-readable
@@ -102,3 +103,19 @@ def warn(message: str) -> None:
 
 def info(message: str) -> None:
     err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def progress_bar(
+    *extra: ProgressColumn, counter: str = "{task.completed}/{task.total}", disable: bool = False
+) -> Progress:
+    """The progress display every command uses: description, bar, counter, elapsed (stderr)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn(counter),
+        TimeElapsedColumn(),
+        *extra,
+        console=err_console,
+        transient=True,
+        disable=disable,
+    )

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitbench import store
 from vitbench.cli.app import app
-from vitbench.cli.output import OutputFormat, emit, err_console, info, warn
+from vitbench.cli.output import OutputFormat, emit, info, progress_bar, warn
 from vitbench.errors import VitbenchError
 from vitbench.measure.profile import METRICS, ProfileOptions, profile
 from vitbench.reference import BENCHMARK_TABLE, published_for
@@ -150,15 +149,7 @@ def profile_cmd(
     )
     opts.validate()
     n_points = len(names) * len(opts.img_sizes) * len(opts.patch_sizes) * len(opts.seq_lens)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=n_points < 2 and not opts.timed,
-    ) as bar:
+    with progress_bar(disable=n_points < 2 and not opts.timed) as bar:
         task = bar.add_task("profiling", total=n_points)
         records = profile(
             names, opts, on_step=lambda d, done: bar.update(task, description=d, completed=done)
