@@ -133,13 +133,8 @@ def train_and_analyze_into(config: DemoConfig, out: Path, note: Note) -> None:
     from vitbench.train import TrainConfig, train
     from vitbench.train.checkpoint import WEIGHTS_FILE
 
-    cfg = TrainConfig(
-        epochs=config.train_epochs,
-        warmup_epochs=min(TrainConfig.warmup_epochs, config.train_epochs - 1),
-        device="cpu",
-    )
     result = train(
-        cfg,
+        TrainConfig(epochs=config.train_epochs, device="cpu"),
         out=out,
         on_epoch=lambda rec: note(
             f"epoch {rec['epoch']}/{config.train_epochs}, val accuracy {rec['val_acc']:.1%}"
