@@ -221,3 +221,27 @@ def write_train_store(path: Path) -> Path:
     write(epochs, path, "train_epochs", "train-1", env())
     write(runs, path, "train_runs", "train-1", env())
     return path
+
+
+def sweep_rows() -> list[dict]:
+    """A 2 x 2 sweep over embed_dim and depth in `vitbench.train.sweep`'s form."""
+    rows = []
+    for embed_dim, depth, acc in ((32, 2, 0.90), (32, 4, 0.92), (64, 2, 0.94), (64, 4, 0.96)):
+        rows.append(
+            {
+                "model": "scratch_vit_tiny_patch16_224",
+                "dataset": "digits",
+                "embed_dim": embed_dim,
+                "depth": depth,
+                "cell": f"embed_dim={embed_dim},depth={depth}",
+                "cell_run_id": f"cell-{embed_dim}-{depth}",
+                "params": 1000 * embed_dim * depth,
+                "gmacs": 1e-5 * embed_dim * depth,
+                "best_val_acc": acc,
+                "test_acc": acc,
+                "test_loss": 1 - acc,
+                "train_s": 3.0,
+                "config_hash": f"h{embed_dim}{depth}",
+            }
+        )
+    return rows

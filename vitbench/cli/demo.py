@@ -1,4 +1,4 @@
-"""`vitbench demo`: profile, sweep, analyze attention and write the report, on embedded data."""
+"""`vitbench demo`: profile, sweep, train, analyze attention and report, on embedded data."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
 from vitbench.cli.app import app
-from vitbench.cli.output import err_console, info
+from vitbench.cli.output import info, progress_bar
 from vitbench.errors import VitbenchError
 
 
@@ -32,14 +32,8 @@ def demo_cmd(
         )
     config = dataclasses.replace(DemoConfig.quick() if quick else DemoConfig(), threads=threads)
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("step {task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TextColumn("about {task.fields[left]} left"),
-        console=err_console,
-        transient=True,
+    with progress_bar(
+        TextColumn("about {task.fields[left]} left"), counter="step {task.completed}/{task.total}"
     ) as bar:
         task = bar.add_task("demo", total=None, left="?")
 

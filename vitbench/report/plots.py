@@ -228,6 +228,8 @@ def labelled_scatter(
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     if logx:
         ax.set_xscale("log")
+        _plain_log_ticks(ax, "x", 10)
+    ax.margins(x=0.2, y=0.1)  # room for the labels of the outermost points
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

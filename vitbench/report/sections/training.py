@@ -152,30 +152,102 @@ def _confusion(ctx: Context, runs: pd.DataFrame, labels: dict[str, str]) -> None
     )
 
 
+#: sweep columns that are not grid keys (store bookkeeping and the cell's results)
+SWEEP_FIXED = {
+    "store",
+    "schema_version",
+    "run_id",
+    "timestamp",
+    ENV_COLUMN,
+    "model",
+    "dataset",
+    "cell",
+    "cell_run_id",
+    "params",
+    "gmacs",
+    "best_val_acc",
+    "test_acc",
+    "test_loss",
+    "train_s",
+    "config_hash",
+}
+
+
+def grid_keys(sweep: pd.DataFrame) -> list[str]:
+    """The hyperparameters a sweep varied: its columns that are neither results nor bookkeeping."""
+    return [
+        c
+        for c in sweep.columns
+        if c not in SWEEP_FIXED and not c.startswith("env_") and sweep[c].notna().any()
+    ]
+
+
 def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
+    """Per sweep: one row per cell, the effect of each hyperparameter, accuracy against GMACs."""
+    from vitbench.train.sweep import effects
+
     doc = ctx.doc
     doc.heading("Sweep: accuracy against cost")
+    doc.paragraph(
+        "Every cell is a full training run; the effect table averages test accuracy over the "
+        "cells that share a hyperparameter's value."
+    )
     doc.warning(mixed_warning(ctx.envs, sweep, "The sweep"))
-    doc.table(format_columns(sweep, {c: (c, _cell) for c in sweep.columns if _shown(c)}))
-    if {"gmacs", "test_acc"} <= set(sweep.columns):
-        ok = sweep[sweep.gmacs.notna() & sweep.test_acc.notna()]
-        points = [(str(r.get("model", i)), r.gmacs, 100 * r.test_acc) for i, r in ok.iterrows()]
+    sweeps = list(sweep.groupby("run_id", sort=False))
+    for i, (sweep_id, cells) in enumerate(sweeps, 1):
+        keys = grid_keys(cells)
+        if len(sweeps) > 1:
+            doc.heading(f"Sweep {sweep_id}", 3)
+        columns: dict = {"model": ("model", str), "dataset": ("data", str)}
+        columns.update({k: (k, _cell) for k in keys})
+        columns.update(
+            {
+                ENV_COLUMN: ("env", str) if ctx.many_envs else None,
+                "params": ("params (M)", lambda v: fmt(v / 1e6, 3)),
+                "gmacs": ("GMACs", fmt_sig),
+                "best_val_acc": ("best val accuracy", fmt_pct),
+                "test_acc": ("test accuracy", fmt_pct),
+                "train_s": ("training time (s)", lambda v: fmt(v, 1)),
+            }
+        )
+        doc.table(format_columns(cells, columns))
+        rows = cells.to_dict("records")
+        if keys and cells["test_acc"].notna().all():
+            table = pd.DataFrame(effects(rows, keys))
+            doc.table(
+                format_columns(
+                    table,
+                    {
+                        "hyperparameter": ("hyperparameter", str),
+                        "value": ("value", _cell),
+                        "cells": ("cells", lambda v: fmt(v, 0)),
+                        "mean_test_acc": ("mean test accuracy", fmt_pct),
+                        "min_test_acc": ("min", fmt_pct),
+                        "max_test_acc": ("max", fmt_pct),
+                        "mean_gmacs": ("mean GMACs", fmt_sig),
+                    },
+                )
+            )
+        ok = cells[cells["gmacs"].notna() & cells["test_acc"].notna()]
+        points = [
+            (",".join(f"{k}={_cell(r[k])}" for k in keys), r["gmacs"], 100 * r["test_acc"])
+            for _, r in ok.iterrows()
+        ]
         if points:
             doc.image(
                 plots.labelled_scatter(
                     points,
-                    ctx.figure("sweep_accuracy_vs_gmacs"),
+                    ctx.figure(f"sweep_accuracy_vs_gmacs_{i}"),
                     "GMACs per image",
                     "test accuracy (%)",
-                    "sweep: accuracy against cost",
+                    "sweep: test accuracy against cost",
+                    logx=min(p[1] for p in points) > 0,
                 ),
-                "sweep accuracy against GMACs",
+                "sweep: test accuracy against GMACs",
             )
 
 
-def _shown(column: str) -> bool:
-    return not column.startswith("env_") and column not in ("schema_version", "timestamp", "store")
-
-
 def _cell(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return fmt_sig(value, 4) if isinstance(value, float) else str(value)
