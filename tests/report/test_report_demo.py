@@ -18,7 +18,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
     report = out / "report.md"
     assert capsys.readouterr().out.strip() == str(report)
     text = report.read_text()
-    for section in ("Benchmark table", "Cost against the number of tokens", "Attention"):
+    for section in ("Benchmark table", "Cost against the number", "Attention", "Training"):
         assert f"## {section}" in text
     bench = next(t for t in markdown_tables(text) if "published GMACs" in t.columns)
     assert set(bench["model"]) == {"vit_base_patch16_224", "vit_tiny_patch16_224"}

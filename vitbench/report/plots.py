@@ -68,7 +68,7 @@ def _power_law_line(s: Series) -> tuple[np.ndarray, np.ndarray] | None:
 def _plain_log_ticks(ax: Axes, which: str, base: int) -> None:
     """Log-axis ticks printed as plain numbers (8, 16, 0.5), not as powers."""
     axis = ax.xaxis if which == "x" else ax.yaxis
-    subs = (1.0,) if base == 2 else (1.0, 2.0, 5.0)
+    subs = (1.0,) if base == 2 else (1.0, 2.0, 3.0, 5.0)
     axis.set_major_locator(LogLocator(base=base, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
