@@ -112,7 +112,7 @@ def analyze_into(
 ) -> None:
     """`vitbench analyze attention` on digits: records into ``out``, figures beside them."""
     from vitbench.attention import ImageSource, analyze_attention
-    from vitbench.attention.plots import write_plots
+    from vitbench.attention.plots import plot_rollout_overlays
 
     analysis = analyze_attention(
         model,
@@ -125,7 +125,11 @@ def analyze_into(
     )
     run_id = store.new_run_id()
     _save(analysis.records, out, "attention", run_id)
-    write_plots(analysis, out / "plots" / run_id)  # where the report finds the rollout
+    # the report draws the other figures from the table; the rollout maps are not stored
+    # there, so their overlay is saved where `vitbench analyze attention` saves it
+    rollout = out / "plots" / run_id / f"{analysis.model.replace('/', '_')}_rollout.png"
+    rollout.parent.mkdir(parents=True, exist_ok=True)
+    plot_rollout_overlays(analysis, rollout)
 
 
 def train_and_analyze_into(config: DemoConfig, out: Path, note: Note) -> None:
