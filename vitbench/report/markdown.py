@@ -26,17 +26,12 @@ class Document:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.blocks: list[str] = []
-        self.images: list[Path] = []
 
     def heading(self, text: str, level: int = 2) -> None:
         self.blocks.append(f"{'#' * level} {text}")
 
     def paragraph(self, text: str) -> None:
         self.blocks.append(text.strip())
-
-    def bullets(self, items: list[str]) -> None:
-        if items:
-            self.blocks.append("\n".join(f"- {item}" for item in items))
 
     def numbered(self, items: list[str]) -> None:
         if items:
@@ -46,19 +41,13 @@ class Document:
         if text:
             self.blocks.append(f"> **Warning:** {text}")
 
-    def table(self, df: pd.DataFrame, caption: str | None = None) -> None:
-        if df.empty:
-            return
-        if caption:
-            self.blocks.append(f"*{caption}*")
-        self.blocks.append(pipe_table(df))
+    def table(self, df: pd.DataFrame) -> None:
+        if not df.empty:
+            self.blocks.append(pipe_table(df))
 
-    def image(self, path: Path | None, alt: str) -> None:
-        """Link a PNG that exists (plots that had nothing to draw return None and are skipped)."""
-        if path is None:
-            return
+    def image(self, path: Path, alt: str) -> None:
+        """Link a PNG by its path relative to the document."""
         rel = Path(os.path.relpath(path, self.path.parent)).as_posix()
-        self.images.append(Path(path))
         self.blocks.append(f"![{alt}]({rel})")
 
     def text(self) -> str:
