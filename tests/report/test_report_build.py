@@ -95,3 +95,18 @@ def test_empty_or_missing_store_is_a_clear_error(tmp_path) -> None:
         build_report([tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(VitbenchError, match="not found"):
         build_report([tmp_path / "nowhere"], tmp_path / "out")
+
+
+def test_sequence_length_sweep_without_benchmark_rows(tmp_path) -> None:
+    rows = [
+        {"model": "scratch_bert_base", "seq_len": n, "batch_size": 1, "tokens": n,
+         "params": 109_482_240, "macs": 85_000_000 * n + 1_500 * n * n, "status": "ok"}
+        for n in (128, 256, 512)
+    ]  # fmt: skip
+    path = tmp_path / "results"
+    write(rows, path, "profile", "bert", env())
+    text = build_report([path], tmp_path / "out").read_text()
+    assert "## Benchmark table" not in text and "## Cost against the number of tokens" in text
+    points = _table_with(text, "sequence length")
+    assert points["sequence length"].tolist() == ["128", "256", "512"]
+    assert "image (px)" not in points.columns  # a column with no value is left out

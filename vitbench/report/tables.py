@@ -128,6 +128,8 @@ def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
                 "batch_size": None if best is None else best["batch_size"],
             }
         )
+    if not rows:
+        return pd.DataFrame()
     out = pd.DataFrame(rows)
     first_seen = {m: i for i, m in enumerate(dict.fromkeys(profile["model"]))}
     return out.sort_values("model", key=lambda s: s.map(first_seen), kind="stable")
@@ -230,11 +232,11 @@ def format_columns(
 ) -> pd.DataFrame:
     """Select, rename and format columns: ``{stored: (printed, formatter)}``.
 
-    Columns the frame lacks, or whose spec is None, are left out.
+    Columns the frame lacks, whose spec is None, or with no value in any row are left out.
     """
     out = pd.DataFrame(index=df.index)
     for stored, spec in columns.items():
-        if spec is not None and stored in df:
+        if spec is not None and stored in df and df[stored].notna().any():
             printed, formatter = spec
             out[printed] = df[stored].map(lambda v, f=formatter: MISSING if is_missing(v) else f(v))
     return out.reset_index(drop=True)

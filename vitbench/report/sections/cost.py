@@ -154,6 +154,7 @@ def add_scaling(ctx: Context, profile: pd.DataFrame, fits: pd.DataFrame) -> None
                 ENV_COLUMN: ("env", str) if ctx.many_envs else None,
                 "img_size": ("image (px)", lambda v: fmt(v, 0)),
                 "patch_size": ("patch", lambda v: fmt(v, 0)),
+                "seq_len": ("sequence length", lambda v: fmt(v, 0)),
                 "batch_size": ("batch", lambda v: fmt(v, 0)),
                 "tokens": ("tokens", lambda v: fmt(v, 0)),
                 "macs": ("GMACs", lambda v: fmt_sig(v / 1e9)),
