@@ -41,7 +41,7 @@ KEY_FIELDS = (
     "env_tf32_matmul",
 )
 
-UNKNOWN = "unknown"
+UNKNOWN = "-"  # a field the row does not record (CUDA on a CPU run)
 ENV_COLUMN = "env"
 
 
@@ -109,8 +109,8 @@ class Environments:
             rec["rows"] = ", ".join(f"{t} {n}" for t, n in self.rows[label].items())
             records.append(rec)
         df = pd.DataFrame(records)
-        # drop columns that say nothing (the same 'unknown' everywhere, e.g. CUDA on CPU runs)
-        keep = [c for c in df.columns if not (df[c] == UNKNOWN).all() and not (df[c] == "").all()]
+        # drop columns no environment records (e.g. CUDA when every run was on a CPU)
+        keep = [c for c in df.columns if not (df[c] == UNKNOWN).all()]
         return df[keep]
 
 
