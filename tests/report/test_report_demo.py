@@ -6,7 +6,7 @@ import pytest
 from report_fixtures import image_links, markdown_tables
 
 from vitbench.cli import main
-from vitbench.report.demo import Progress, Step
+from vitbench.report.demo import PRIOR_S, Progress, Step
 
 
 @pytest.mark.slow
@@ -30,9 +30,11 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
 
 
 def test_time_left_follows_the_pace_of_finished_steps() -> None:
-    steps = [Step(str(i), 10.0, lambda note: None) for i in range(3)]
+    steps = [Step(str(i), 30.0, lambda note: None) for i in range(3)]
     progress = Progress(steps)
-    assert progress.left_s == pytest.approx(30.0, abs=0.5)
-    progress.started -= 20.0  # the first step took twice its estimate
-    progress.finish_step(20.0)
-    assert progress.left_s == pytest.approx(40.0, abs=0.5)
+    assert progress.left_s == pytest.approx(90.0, abs=0.5)
+    progress.started -= 90.0  # the first step took three times its estimate
+    progress.finish_step(90.0)
+    pace = (90.0 + PRIOR_S) / (30.0 + PRIOR_S)
+    assert progress.left_s == pytest.approx(60.0 * pace, abs=0.5)
+    assert 60.0 < progress.left_s < 180.0  # slower than planned, damped by the prior

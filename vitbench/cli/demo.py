@@ -33,9 +33,9 @@ def demo_cmd(
     config = dataclasses.replace(DemoConfig.quick() if quick else DemoConfig(), threads=threads)
     t0 = time.perf_counter()
     with progress_bar(
-        TextColumn("about {task.fields[left]} left"), counter="step {task.completed}/{task.total}"
+        TextColumn("about {task.fields[left]} left"), counter="step {task.fields[step]}"
     ) as bar:
-        task = bar.add_task("demo", total=None, left="?")
+        task = bar.add_task("demo", total=None, left="?", step="-")
 
         def show(progress, text: str) -> None:
             bar.update(
@@ -43,6 +43,7 @@ def demo_cmd(
                 description=text,
                 completed=progress.done,
                 total=len(progress.steps),
+                step=f"{min(progress.done + 1, len(progress.steps))}/{len(progress.steps)}",
                 left=f"{progress.left_s:.0f} s",
             )
 
