@@ -56,7 +56,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 0.05
-    warmup_epochs: float = 5.0
+    warmup: float = 0.1  # share of all updates spent in linear warm-up
     label_smoothing: float = 0.1
     mixup: float = 0.0  # mixup alpha; 0 is off
     cutmix: float = 0.0  # cutmix alpha; 0 is off
@@ -67,6 +67,7 @@ class TrainConfig:
     precision: str = "fp32"
     grad_checkpointing: bool = False
     workers: int = 0
+    threads: int | None = None  # CPU threads for this run; None: torch's default
 
     def validate(self) -> None:
         """Raise :class:`VitbenchError` for options that cannot make a run."""
@@ -79,11 +80,8 @@ class TrainConfig:
             raise VitbenchError(f"batch size must be at least 1, got {self.batch_size}")
         if self.lr <= 0 or self.min_lr < 0 or self.weight_decay < 0:
             raise VitbenchError("learning rates must be positive and weight decay non-negative")
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
-            raise VitbenchError(
-                f"warm-up ({self.warmup_epochs} epochs) must be shorter than the run "
-                f"({self.epochs} epochs)"
-            )
+        if not 0 <= self.warmup < 1:
+            raise VitbenchError(f"warm-up is a share of the run in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
             raise VitbenchError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.mixup < 0 or self.cutmix < 0:
@@ -97,6 +95,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             choices = ", ".join(PRECISIONS)
             raise VitbenchError(f"precision is one of {choices}, not {self.precision}")
+        if self.threads is not None and self.threads < 1:
+            raise VitbenchError(f"threads must be at least 1, got {self.threads}")
         if self.workers < 0:
             raise VitbenchError(f"workers must be non-negative, got {self.workers}")
         if self.pretrained and self.checkpoint:
@@ -136,9 +136,9 @@ class TrainConfig:
         return cls(**data)
 
     def fingerprint(self) -> str:
-        """A short hash of every field that decides the result (not the device or workers)."""
+        """A short hash of every field that decides the result (not where or how fast it runs)."""
         d = self.to_dict()
-        for key in ("device", "workers", "data_dir"):
+        for key in ("device", "workers", "threads", "data_dir"):
             d.pop(key)
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -156,7 +156,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
     from timm.scheduler import CosineLRScheduler
 
     total = cfg.epochs * steps_per_epoch
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    warmup = round(cfg.warmup * total)
     return CosineLRScheduler(
         optimizer,
         t_initial=max(total - warmup, 1),

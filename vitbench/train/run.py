@@ -14,7 +14,6 @@ Under ``torchrun`` every process trains on its shard; only rank 0 writes.
 
 from __future__ import annotations
 
-import json
 import random
 import warnings
 from collections.abc import Callable
@@ -55,6 +54,7 @@ class TrainResult:
     confusion: np.ndarray  # (classes, classes) on the test split
     classes: list[str]
     model: nn.Module  # trained, in eval mode, unwrapped from DDP
+    device: str  # where it was trained (this process's device)
     run_dir: Path | None  # where checkpoints and plots are, when a store was given
 
     @property
@@ -119,6 +119,7 @@ def _epoch_record(cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats) -
         "model": cfg.model,
         "dataset": cfg.dataset,
         "epoch": epoch,
+        "epochs": cfg.epochs,
         "train_loss": tr.loss,
         "train_acc": tr.acc,
         "val_loss": va.loss,
@@ -140,6 +141,11 @@ def _write_missing_epochs(
         done = set(have.loc[have.run_id == run_id, "epoch"].astype(int))
     todo = [r for r in rows if r["epoch"] not in done]
     store.append_records(store.stamp_records(todo, run_id, env_cols), out, "train_epochs")
+
+
+def _finished(out: Path, run_id: str) -> bool:
+    runs = store.read_table(out, "train_runs")
+    return not runs.empty and bool((runs.run_id == run_id).any())
 
 
 def _enable_grad_checkpointing(model: nn.Module, name: str) -> None:
@@ -167,12 +173,18 @@ def train(
         path = Path(resume)
         state = ckpt.load_state(path / ckpt.STATE_FILE if path.is_dir() else path)
         config = TrainConfig.from_dict(state["config"])
+        if out is not None and _finished(Path(out), state["run_id"]):
+            raise VitbenchError(f"run {state['run_id']} has finished: its results are in {out}")
     cfg = config or TrainConfig()
     cfg.validate()
     env = distributed.setup(cfg.device)
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     try:
         return _train(cfg, env, out, state, on_batch, on_epoch)
     finally:
+        torch.set_num_threads(threads)
         distributed.teardown(env)
 
 
@@ -288,7 +300,7 @@ def _train(
         "img_size": data.img_size,
         "in_chans": data.in_chans,
         "num_classes": data.num_classes,
-        "model_kwargs": json.dumps(spec.kwargs, sort_keys=True),
+        "model_kwargs": dict(spec.kwargs),
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -318,7 +330,7 @@ def _train(
         "confusion": test.confusion.tolist(),
         "most_confused": most_confused(test.confusion, data.classes),
         "config_hash": cfg.fingerprint(),
-        "config": json.dumps(cfg.to_dict(), sort_keys=True),
+        "config": cfg.to_dict(),
     }
     if main and rdir is not None:
         ckpt.save_weights(model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict())
@@ -327,4 +339,6 @@ def _train(
         plots.confusion(test.confusion, data.classes, rdir / "confusion.png", title)
         record["run_dir"] = str(rdir)
         store.append_records(store.stamp_records([record], run_id, env_cols), out, "train_runs")
-    return TrainResult(run_id, cfg, record, history, test.confusion, data.classes, model, rdir)
+    return TrainResult(
+        run_id, cfg, record, history, test.confusion, data.classes, model, str(env.device), rdir
+    )

@@ -1,0 +1,69 @@
+"""Sweeps: grid parsing, cells as configs, one stored row per cell, resuming, effect table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from vitbench.errors import VitbenchError
+from vitbench.measure.closed_form import ViTShape, vit_macs
+from vitbench.train import TrainConfig
+from vitbench.train.recipe import DEFAULT_MODEL_KWARGS
+from vitbench.train.sweep import cell_config, cells_of, effects, parse_grid, sweep
+
+
+def test_grid_parsing_and_cells() -> None:
+    grid = parse_grid(["embed_dim=32,64", "lr=1e-3,2e-3", "qkv_bias=false"])
+    assert grid == {"embed_dim": [32, 64], "lr": [1e-3, 2e-3], "qkv_bias": [False]}
+    cells = cells_of(grid)
+    assert len(cells) == 4 and cells[1] == {"embed_dim": 32, "lr": 2e-3, "qkv_bias": False}
+    cfg = cell_config(TrainConfig(model_kwargs={"depth": 2}), cells[1])
+    assert cfg.lr == 2e-3  # a recipe field
+    assert cfg.model_kwargs == {"depth": 2, "embed_dim": 32, "qkv_bias": False}  # model keywords
+    for bad in (["embed_dim"], ["test_acc=1,2"], ["depth=2", "depth=4"], []):
+        with pytest.raises(VitbenchError):
+            parse_grid(bad)
+    with pytest.raises(VitbenchError, match="epochs"):
+        cell_config(TrainConfig(), {"epochs": 0})
+
+
+def test_effects_are_means_by_value() -> None:
+    rows = [
+        {"depth": 1, "lr": 1, "test_acc": 0.5, "gmacs": 1.0},
+        {"depth": 1, "lr": 2, "test_acc": 0.7, "gmacs": 1.0},
+        {"depth": 2, "lr": 1, "test_acc": 0.6, "gmacs": 2.0},
+        {"depth": 2, "lr": 2, "test_acc": 0.9, "gmacs": 2.0},
+    ]
+    table = {(r["hyperparameter"], r["value"]): r for r in effects(rows, ["depth", "lr"])}
+    assert table["depth", 2]["mean_test_acc"] == pytest.approx(0.75)
+    assert table["lr", 1]["mean_test_acc"] == pytest.approx(0.55)
+    assert table["lr", 2]["min_test_acc"] == 0.7 and table["lr", 2]["max_test_acc"] == 0.9
+    assert table["depth", 1]["cells"] == 2 and table["depth", 2]["mean_gmacs"] == 2.0
+
+
+@pytest.mark.slow
+def test_sweep_stores_one_row_per_cell_and_resumes(tmp_path) -> None:
+    base = TrainConfig(epochs=1, subset=64, batch_size=32)
+    grid = {"depth": [1, 2]}
+    seen: list[tuple[str, bool]] = []
+    first = sweep(
+        base, grid, out=tmp_path, on_cell=lambda i, n, label, skip: seen.append((label, skip))
+    )
+    assert seen == [("depth=1", False), ("depth=2", False)]
+    rows = pd.read_csv(tmp_path / "sweep.csv")
+    assert list(rows.depth) == [1, 2] and set(rows.run_id) == {first.sweep_id}
+    kw = DEFAULT_MODEL_KWARGS
+    for depth, gmacs in zip(rows.depth, rows.gmacs, strict=True):
+        shape = ViTShape(img_size=8, patch_size=kw["patch_size"], in_chans=1, num_classes=10,
+                         embed_dim=kw["embed_dim"], depth=depth, num_heads=kw["num_heads"],
+                         mlp_ratio=kw["mlp_ratio"])  # fmt: skip
+        assert gmacs == pytest.approx(vit_macs(shape) / 1e9, rel=1e-12)
+    assert len(pd.read_csv(tmp_path / "train_runs.csv")) == 2  # each cell is a training run
+    assert (first.plot.parent / "effects.csv").is_file() and first.plot.is_file()
+    # run again with one more value: only the new cell trains
+    seen.clear()
+    again = sweep(base, {"depth": [1, 2, 3]}, out=tmp_path,
+                  on_cell=lambda i, n, label, skip: seen.append((label, skip)))  # fmt: skip
+    assert seen == [("depth=1", True), ("depth=2", True), ("depth=3", False)]
+    assert len(pd.read_csv(tmp_path / "sweep.csv")) == 3
+    assert [c["test_acc"] for c in again.cells[:2]] == pytest.approx(list(rows.test_acc))
