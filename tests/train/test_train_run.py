@@ -13,7 +13,7 @@ from vitbench.train import TrainConfig, load_data, train
 from vitbench.train.recipe import DEFAULT_MODEL_KWARGS
 from vitbench.zoo import create_model
 
-SHORT = dict(epochs=6, lr=2e-3)
+SHORT = dict(epochs=10, lr=3e-3)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_stored_rows_agree_with_an_independent_evaluation(short_run) -> None:
     result, out = short_run
     epochs = pd.read_csv(out / "train_epochs.csv")
     runs = pd.read_csv(out / "train_runs.csv")
-    assert list(epochs.epoch) == [1, 2, 3, 4, 5, 6] and set(epochs.run_id) == {result.run_id}
+    assert list(epochs.epoch) == list(range(1, 11)) and set(epochs.run_id) == {result.run_id}
     assert len(runs) == 1 and runs.run_id[0] == result.run_id
     assert runs.env_device_type[0] == "cpu"
     # reload the saved weights through the zoo and score the test split by hand

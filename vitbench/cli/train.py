@@ -6,6 +6,7 @@ prints and writes.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ FORMATTERS = {
     "max_test_acc": _pct,
     "mean_gmacs": _g,
 }
+
+
+def _for_stdout(rec: dict[str, Any], fmt: OutputFormat) -> dict[str, Any]:
+    """CSV cells hold lists and dicts as JSON (as the store does); JSON keeps them nested."""
+    if fmt is not OutputFormat.csv:
+        return rec
+    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in rec.items()}
 
 
 def _is_main() -> bool:
@@ -197,7 +205,7 @@ def train_cmd(
         pairs = ", ".join(f"{p['true']}→{p['pred']} ({p['count']})" for p in rec["most_confused"])
         info(f"most confused (true→predicted): {pairs}")
     emit(
-        [{"run_id": result.run_id, **rec}],
+        [_for_stdout({"run_id": result.run_id, **rec}, fmt)],
         fmt,
         columns=RUN_COLUMNS,
         title=f"train (params in M) -> {out}",

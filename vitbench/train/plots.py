@@ -23,8 +23,9 @@ def curves(epochs: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> 
     plt = _pyplot()
     x = [e["epoch"] for e in epochs]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split in ("train", "val"):
-        ax_loss.plot(x, [e[f"{split}_loss"] for e in epochs], label=split)
+    # the training loss is the objective (label smoothing, mixup); validation's is plain CE
+    for split, what in (("train", "train objective"), ("val", "val cross-entropy")):
+        ax_loss.plot(x, [e[f"{split}_loss"] for e in epochs], label=what)
         ax_acc.plot(x, [100 * e[f"{split}_acc"] for e in epochs], label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")

@@ -14,6 +14,7 @@ Under ``torchrun`` every process trains on its shard; only rank 0 writes.
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 from collections.abc import Callable
@@ -293,7 +294,7 @@ def _train(
     test = evaluate(model, test_dl, data.num_classes, env, cfg.precision)
     model.eval()
     macs = _macs(spec) if main else None
-    best = max(history, key=lambda r: r["val_acc"] if r["val_acc"] == r["val_acc"] else -1)
+    best = max(history, key=lambda r: -1.0 if math.isnan(r["val_acc"]) else r["val_acc"])
     record = {
         "model": cfg.model,
         "dataset": cfg.dataset,
