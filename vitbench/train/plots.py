@@ -66,13 +66,14 @@ def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, title: str
 def accuracy_vs_gmacs(
     cells: Sequence[Mapping[str, Any]], path: Path, label_keys: Sequence[str]
 ) -> Path:
-    """Sweep cells: test accuracy against GMACs per image, labelled by their grid values."""
+    """Sweep cells: test accuracy against GMACs per image, labelled ``v1/v2/...`` by their grid
+    values in the order of ``label_keys``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     pts = [c for c in cells if c.get("gmacs") is not None and c.get("test_acc") is not None]
     ax.scatter([c["gmacs"] for c in pts], [100 * c["test_acc"] for c in pts])
     for c in pts:
-        label = ",".join(f"{k}={c[k]}" for k in label_keys)
+        label = "/".join(str(c[k]) for k in label_keys)
         ax.annotate(
             label,
             (c["gmacs"], 100 * c["test_acc"]),
@@ -82,7 +83,8 @@ def accuracy_vs_gmacs(
         )
     if pts and min(c["gmacs"] for c in pts) > 0:
         ax.set_xscale("log")
-    ax.set(xlabel="GMACs per image", ylabel="test accuracy (%)", title="accuracy against cost")
+    title = f"accuracy against cost (points: {'/'.join(label_keys)})"
+    ax.set(xlabel="GMACs per image", ylabel="test accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
