@@ -43,7 +43,8 @@ def vitbench_run(model: str, batch: int, threads: int, store: Path) -> tuple[flo
         [
             sys.executable, "-m", "vitbench", "profile", model, "-b", str(batch),
             "--metrics", "latency", "--threads", str(threads), "--precision", "fp32",
-            "--warmup", "10", "--budget", "5", "--format", "json", "--out", str(store),
+            "--warmup", "10", "--budget", "5", "--rel-precision", "0.005",
+            "--format", "json", "--out", str(store),
         ],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
