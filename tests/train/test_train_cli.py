@@ -27,7 +27,9 @@ def test_train_json_record_carries_test_acc_and_is_stored(capsys, store) -> None
     assert 0 <= rec["test_acc"] <= 1 and rec["epochs"] == 2
     assert rec["model"] == "scratch_vit_tiny_patch16_224" and rec["dataset"] == "digits"
     runs = pd.read_csv(store / "train_runs.csv")
-    assert runs.run_id.tolist() == [rec["run_id"]] and runs.test_acc[0] == rec["test_acc"]
+    assert runs.run_id.tolist() == [rec["run_id"]] and runs.test_acc[0] == pytest.approx(
+        rec["test_acc"]
+    )
     assert len(pd.read_csv(store / "train_epochs.csv")) == 2
 
 

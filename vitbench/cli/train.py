@@ -1,6 +1,6 @@
 """`vitbench train` and `vitbench sweep`: parse options, call the training library, print.
 
-Both run data-parallel under ``torchrun --nproc_per_node N -m vitbench train ...``; only rank 0
+`train` runs data-parallel under ``torchrun --nproc_per_node N -m vitbench train ...``; only rank 0
 prints and writes.
 """
 
