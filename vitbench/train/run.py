@@ -294,7 +294,8 @@ def _train(
     test = evaluate(model, test_dl, data.num_classes, env, cfg.precision)
     model.eval()
     macs = _macs(spec) if main else None
-    best = max(history, key=lambda r: -1.0 if math.isnan(r["val_acc"]) else r["val_acc"])
+    scored = [r for r in history if not math.isnan(r["val_acc"])]  # none without a val split
+    best = max(scored, key=lambda r: r["val_acc"]) if scored else {"val_acc": None, "epoch": None}
     record = {
         "model": cfg.model,
         "dataset": cfg.dataset,
