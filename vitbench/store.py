@@ -109,7 +109,7 @@ def stamp_records(
     return out
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
     """Render one value for CSV: empty for missing, JSON for containers, repr-free numbers."""
     if value is None:
         return ""
@@ -179,7 +179,7 @@ def append_records(
                 for old in old_rows:
                     writer.writerow(old + pad[: len(full_header) - len(old)])
                 for row in rows:
-                    writer.writerow([_cell(row.get(col)) for col in full_header])
+                    writer.writerow([format_cell(row.get(col)) for col in full_header])
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

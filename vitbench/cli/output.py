@@ -6,13 +6,15 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from vitbench.store import format_cell
 
 #: progress bars, warnings and errors go to stderr so stdout stays machine-readable
 err_console = Console(stderr=True)
@@ -34,6 +36,17 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def scaled(factor: float = 1.0, spec: str = ",.4g", suffix: str = "") -> Callable[[Any], str]:
+    """A table-cell formatter: the value times ``factor`` in format ``spec``, '-' when missing."""
+
+    def fmt(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{float(value) * factor:{spec}}{suffix}"
+
+    return fmt
 
 
 def _fmt_cell(value: Any) -> str:
@@ -82,7 +95,7 @@ def emit(
         writer = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         for rec in records:
-            writer.writerow({k: "" if _clean(v) is None else v for k, v in rec.items()})
+            writer.writerow({k: format_cell(v) for k, v in rec.items()})
         sys.stdout.flush()
         return
     cols = list(columns) if columns else list(records[0].keys()) if records else []

@@ -8,7 +8,7 @@ import typer
 
 from vitbench import store
 from vitbench.cli.app import app
-from vitbench.cli.output import OutputFormat, emit, info, progress_bar, warn
+from vitbench.cli.output import OutputFormat, emit, info, progress_bar, scaled, warn
 from vitbench.errors import VitbenchError
 from vitbench.measure.profile import METRICS, ProfileOptions, profile
 from vitbench.reference import BENCHMARK_TABLE, published_for
@@ -46,24 +46,11 @@ def _metrics(text: str) -> frozenset[str]:
     return frozenset(chosen | {"params"})
 
 
-def _mib(v: object) -> str:
-    return "-" if v is None else f"{v / 2**20:,.1f}"
-
-
-def _m(v: object) -> str:
-    return "-" if v is None else f"{v / 1e6:,.2f}"
-
-
-def _g(v: object) -> str:
-    return "-" if v is None else f"{v / 1e9:,.3f}"
-
-
-def _pct(v: object) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
-
-
-def _ms(v: object) -> str:
-    return "-" if v is None else f"{v:,.2f}"
+_mib = scaled(2**-20, ",.1f")
+_m = scaled(1e-6, ",.2f")
+_g = scaled(1e-9, ",.3f")
+_pct = scaled(100, ".1f", "%")
+_ms = scaled(1, ",.2f")
 
 
 @app.command("profile")

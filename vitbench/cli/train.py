@@ -6,17 +6,16 @@ prints and writes.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from vitbench import store
 from vitbench.cli.app import app
-from vitbench.cli.output import OutputFormat, emit, err_console, info
+from vitbench.cli.output import OutputFormat, emit, info, progress_bar, scaled
 from vitbench.errors import VitbenchError
 from vitbench.train.data import DATASETS
 from vitbench.train.recipe import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, TrainConfig
@@ -33,16 +32,9 @@ RUN_COLUMNS = ["model", "dataset", "epochs", "params", "gmacs", "best_val_acc", 
 RUN_COLUMNS += ["test_loss", "train_s"]
 
 
-def _pct(v: object) -> str:
-    return "-" if v is None else f"{100 * float(v):.2f}%"
-
-
-def _m(v: object) -> str:
-    return "-" if v is None else f"{float(v) / 1e6:,.3f}"
-
-
-def _g(v: object) -> str:
-    return "-" if v is None else f"{float(v):.4g}"
+_pct = scaled(100, ".2f", "%")
+_m = scaled(1e-6, ",.3f")
+_g = scaled(1, ".4g")
 
 
 FORMATTERS = {
@@ -57,27 +49,12 @@ FORMATTERS = {
 }
 
 
-def _for_stdout(rec: dict[str, Any], fmt: OutputFormat) -> dict[str, Any]:
-    """CSV cells hold lists and dicts as JSON (as the store does); JSON keeps them nested."""
-    if fmt is not OutputFormat.csv:
-        return rec
-    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in rec.items()}
-
-
 def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not _is_main(),
-    )
+    return progress_bar(disable=not _is_main())
 
 
 class _Bars:
@@ -205,7 +182,7 @@ def train_cmd(
         pairs = ", ".join(f"{p['true']}→{p['pred']} ({p['count']})" for p in rec["most_confused"])
         info(f"most confused (true→predicted): {pairs}")
     emit(
-        [_for_stdout({"run_id": result.run_id, **rec}, fmt)],
+        [{"run_id": result.run_id, **rec}],
         fmt,
         columns=RUN_COLUMNS,
         title=f"train (params in M) -> {out}",
