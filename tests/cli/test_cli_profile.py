@@ -104,3 +104,18 @@ def test_python_dash_m_entry_point() -> None:
         [sys.executable, "-m", "vitbench", "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stdout.startswith("vitbench ")
+
+
+def test_breakdown_table_adds_up(capsys, store) -> None:
+    code, out, err = run(
+        capsys, "profile", "vit-ti", "--metrics", "params,flops", *TINY, "--breakdown", "1",
+        "--format", "json", "--out", str(store),
+    )  # fmt: skip
+    assert code == 0, err
+    row = json.loads(out.splitlines()[0])
+    assert sum(row["macs_by_module"].values()) == row["macs"]
+    code, out, err = run(
+        capsys, "profile", "vit-ti", "--metrics", "params,flops", *TINY, "--breakdown", "1",
+        "--out", str(store),
+    )  # fmt: skip
+    assert "share" in out and "blocks" in out and "patch_embed" in out

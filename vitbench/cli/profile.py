@@ -215,10 +215,34 @@ def _print(records: list[dict], fits: list[dict], fmt: OutputFormat, opts: Profi
             )
         if rec.get("status") == "oom":
             warn(f"{rec['model']} batch {rec['batch_size']}: out of memory")
+    _print_breakdowns(records)
     if fits:
         emit(
             fits,
             OutputFormat.table,
             columns=["model", "batch_size", "metric", "exponent", "exponent_high", "r2"],
             title="power-law fits against tokens (cost ~ tokens^exponent)",
+        )
+
+
+def _print_breakdowns(records: list[dict]) -> None:
+    """Per-module MACs (``--breakdown``), once per model and shape."""
+    shown: set[tuple] = set()
+    for rec in records:
+        parts = rec.get("macs_by_module")
+        key = (rec["model"], rec.get("img_size"), rec.get("patch_size"), rec.get("seq_len"))
+        if not parts or key in shown:
+            continue
+        shown.add(key)
+        rows = [
+            {"module": name, "macs": macs, "share": macs / rec["macs"] if rec["macs"] else None}
+            for name, macs in sorted(parts.items(), key=lambda kv: -kv[1])
+        ]
+        emit(
+            rows,
+            OutputFormat.table,
+            columns=["module", "macs", "share"],
+            title=f"{rec['model']} MACs per module (one sample)",
+            formatters={"macs": scaled(1e-9, ".4g"), "share": _pct},
+            headers={"macs": "GMACs"},
         )
