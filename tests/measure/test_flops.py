@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -114,9 +116,10 @@ def _hw(spec: ModelSpec) -> tuple[int, int]:
 
 @pytest.mark.parametrize("spec", SMALL, ids=lambda s: s.name)
 def test_count_same_fused_or_not_and_on_meta(spec: ModelSpec) -> None:
-    """Fused attention (the CPU flash kernel here) counts the same as explicit matmuls and meta."""
+    """Fused attention kernels (CPU flash, CUDA flash/efficient) count as explicit matmuls do."""
+    devices = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
     counts = []
-    for device, fused in (("cpu", True), ("cpu", False), ("meta", True), ("meta", False)):
+    for device, fused in itertools.product(devices, (True, False)):
         model = create_model(spec, device=device)
         set_fused_attn(model, fused)
         counts.append(count_model(spec, model=model, device=device).macs)
