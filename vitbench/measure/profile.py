@@ -168,7 +168,7 @@ def static_record(spec: ModelSpec, cost: ModelCost, opts: ProfileOptions) -> dic
         "in_chans": cost.input_size[0] if len(cost.input_size) == 3 else None,
         "patch_size": spec.kwargs.get("patch_size"),
         "seq_len": spec.kwargs.get("seq_len"),
-        "model_kwargs": {k: v for k, v in spec.kwargs.items()} or None,
+        "model_kwargs": dict(spec.kwargs) or None,
         "tokens": cost.tokens,
         "params": cost.params,
         "params_trainable": cost.params_trainable,
@@ -308,22 +308,19 @@ def profile(
             base = static_record(spec, cost, opts)
             model = _build_timed_model(spec, opts) if opts.timed else None
             for batch_size in opts.batch_sizes:
-                rec = {**base, "batch_size": batch_size, **common, "fused_attn": fused}
-                if cost.macs is not None:
-                    rec["macs_batch"] = cost.macs * batch_size
-                if model is None:
-                    records.append(rec)
-                    continue
                 b = batch_size
-                while True:
-                    if on_step:
-                        on_step(f"{name} {_shape_label(spec)}: timing batch {b}", done)
-                    point = measure_point(model, spec, b, cost.macs, opts, peak)
-                    row = {**rec, **point}
+                while True:  # halving the batch after an out-of-memory, when asked to
+                    row = {**base, "batch_size": b, **common, "fused_attn": fused}
                     if cost.macs is not None:
                         row["macs_batch"] = cost.macs * b
+                    if model is None:
+                        records.append(row)
+                        break
+                    if on_step:
+                        on_step(f"{name} {_shape_label(spec)}: timing batch {b}", done)
+                    row.update(measure_point(model, spec, b, cost.macs, opts, peak))
                     records.append(row)
-                    if point["status"] != "oom" or not opts.oom_backoff or b == 1:
+                    if row["status"] != "oom" or not opts.oom_backoff or b == 1:
                         break
                     b = max(1, b // 2)
             del model
