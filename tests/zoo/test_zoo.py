@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -156,3 +157,41 @@ def test_pretrained_without_cache_or_network_fails_fast(monkeypatch, tmp_path) -
 def test_meta_device_builds_without_storage() -> None:
     model = create_model("vit_large_patch16_224", device="meta")
     assert all(p.is_meta for p in model.parameters())
+
+
+def test_vitbench_checkpoint_rebuilds_its_own_shape(tmp_path, capsys) -> None:
+    """Weights saved with their spec load by name alone, in create_model, profile and analyze."""
+    from vitbench.cli import main
+    from vitbench.train.checkpoint import save_weights
+
+    spec = ModelSpec(
+        "scratch_vit_tiny_patch16_224",
+        img_size=8,
+        in_chans=1,
+        num_classes=10,
+        kwargs=dict(patch_size=2, embed_dim=32, depth=2, num_heads=2),
+    )
+    torch.manual_seed(0)
+    src = create_model(spec)
+    path = save_weights(src, tmp_path / "model.safetensors", {}, spec)
+    rebuilt = create_model("scratch_vit_tiny_patch16_224", checkpoint=path)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(rebuilt(x), src(x))
+    # a user's override still wins, and then the weights must fit it
+    with pytest.raises(CheckpointError, match="does not fit"):
+        create_model(ModelSpec("scratch_vit_tiny_patch16_224", num_classes=3), checkpoint=path)
+    outputs = []
+    for argv in (
+        ["profile", "scratch_vit_tiny_patch16_224", "--metrics", "params,flops"],
+        ["analyze", "attention", "scratch_vit_tiny_patch16_224", "-n", "4", "--no-save",
+         "--importance", "none"],
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as code:
+            main([*argv, "--checkpoint", str(path), "--out", str(tmp_path), "--format", "json"])
+        out, err = capsys.readouterr()
+        assert code.value.code == 0, err
+        outputs.append([json.loads(line) for line in out.splitlines()])
+    profiled, analyzed = outputs
+    assert profiled[0]["img_size"] == 8 and profiled[0]["tokens"] == 17  # 4 x 4 patches + class
+    assert profiled[0]["params"] == sum(p.numel() for p in src.parameters())
+    assert {(r["layer"], r["head"]) for r in analyzed} == {(0, 0), (0, 1), (1, 0), (1, 1)}

@@ -27,7 +27,7 @@ from vitbench.measure.utilization import (
     model_flops_utilization,
 )
 from vitbench.store import device_name
-from vitbench.zoo import ModelSpec, create_model, set_fused_attn
+from vitbench.zoo import ModelSpec, create_model, set_fused_attn, with_checkpoint_spec
 
 METRICS = ("params", "flops", "latency", "memory")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
@@ -118,13 +118,11 @@ def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
             kwargs["patch_size"] = patch
         if seq is not None:
             kwargs["seq_len"] = seq
-        yield ModelSpec(
-            name,
-            img_size=img,
-            in_chans=opts.in_chans,
-            num_classes=opts.num_classes,
-            kwargs=kwargs,
+        spec = ModelSpec(
+            name, img_size=img, in_chans=opts.in_chans, num_classes=opts.num_classes, kwargs=kwargs
         )
+        # the meta-device count must build the shape the checkpoint's weights have
+        yield with_checkpoint_spec(spec, opts.checkpoint)
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

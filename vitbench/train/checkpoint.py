@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vitbench.errors import CheckpointError
+from vitbench.zoo import ModelSpec, spec_metadata
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "last.safetensors"
@@ -79,10 +80,19 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     return path
 
 
-def save_weights(model: nn.Module, path: Path, config: dict[str, Any]) -> Path:
-    """The model's weights, loadable with ``--checkpoint``, with the config that made them."""
+def save_weights(
+    model: nn.Module, path: Path, config: dict[str, Any], spec: ModelSpec | None = None
+) -> Path:
+    """The model's weights, loadable with ``--checkpoint``, with the config that made them.
+
+    With ``spec``, the file also records the model spec, so ``--checkpoint`` alone rebuilds the
+    model's shape (image size, channels, classes, architecture overrides).
+    """
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    return _atomic_save(state, path, {"config": json.dumps(config, sort_keys=True)})
+    meta = {"config": json.dumps(config, sort_keys=True)}
+    if spec is not None:
+        meta.update(spec_metadata(spec))
+    return _atomic_save(state, path, meta)
 
 
 def save_state(state: dict[str, Any], path: Path) -> Path:

@@ -335,7 +335,7 @@ def _train(
         "config": cfg.to_dict(),
     }
     if main and rdir is not None:
-        ckpt.save_weights(model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict())
+        ckpt.save_weights(model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict(), spec)
         title = f"{cfg.model} on {cfg.dataset}"
         plots.curves(history, rdir / "curves.png", title)
         plots.confusion(test.confusion, data.classes, rdir / "confusion.png", title)

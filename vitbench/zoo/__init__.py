@@ -10,6 +10,8 @@ from vitbench.zoo.factory import (
     parse_kwargs,
     resolve_name,
     set_fused_attn,
+    spec_metadata,
+    with_checkpoint_spec,
 )
 from vitbench.zoo.registry import register_model, scratch_names
 from vitbench.zoo.weights import load_checkpoint, read_state_dict
@@ -28,4 +30,6 @@ __all__ = [
     "resolve_name",
     "scratch_names",
     "set_fused_attn",
+    "spec_metadata",
+    "with_checkpoint_spec",
 ]

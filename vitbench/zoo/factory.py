@@ -22,7 +22,12 @@ from torch import nn
 from vitbench.errors import UnknownModelError, VitbenchError
 from vitbench.zoo.aliases import alias_names, resolve_alias
 from vitbench.zoo.registry import get_factory, scratch_names
-from vitbench.zoo.weights import check_pretrained_available, load_checkpoint
+from vitbench.zoo.weights import (
+    SPEC_METADATA_KEY,
+    check_pretrained_available,
+    load_checkpoint,
+    read_spec_metadata,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,43 @@ class ModelSpec:
         if self.num_classes is not None:
             kw["num_classes"] = self.num_classes
         return kw
+
+
+def spec_metadata(spec: ModelSpec) -> dict[str, str]:
+    """Safetensors metadata recording ``spec``, so the weights can be rebuilt by name alone."""
+    import json
+
+    fields = dict(
+        name=spec.name,
+        img_size=spec.img_size,
+        in_chans=spec.in_chans,
+        num_classes=spec.num_classes,
+        kwargs=spec.kwargs,
+    )
+    return {SPEC_METADATA_KEY: json.dumps(fields, sort_keys=True)}
+
+
+def with_checkpoint_spec(spec: ModelSpec, checkpoint: str | os.PathLike | None) -> ModelSpec:
+    """Fill what ``spec`` leaves unset from the spec a vitbench checkpoint records.
+
+    Sizes the user gives win, and so do their keyword overrides; a checkpoint of another model,
+    or one that records no spec, leaves ``spec`` as it is.
+    """
+    stored = read_spec_metadata(checkpoint) if checkpoint is not None else None
+    if not stored or stored.get("name") != spec.name:
+        return spec
+    img = stored.get("img_size")
+    return ModelSpec(
+        spec.name,
+        img_size=spec.img_size
+        if spec.img_size is not None
+        else (tuple(img) if isinstance(img, list) else img),
+        in_chans=spec.in_chans if spec.in_chans is not None else stored.get("in_chans"),
+        num_classes=(
+            spec.num_classes if spec.num_classes is not None else stored.get("num_classes")
+        ),
+        kwargs={**stored.get("kwargs", {}), **spec.kwargs},
+    )
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -144,6 +186,7 @@ def create_model(
     """
     if isinstance(spec, str):
         spec = ModelSpec(resolve_name(spec))
+    spec = with_checkpoint_spec(spec, checkpoint)
     dev = torch.device(device)
     kwargs = spec.build_kwargs()
     factory = get_factory(spec.name)

@@ -18,6 +18,9 @@ from torch import nn
 
 from vitbench.errors import CheckpointError, VitbenchError
 
+#: safetensors metadata key under which vitbench records the spec that built the weights
+SPEC_METADATA_KEY = "vitbench_model_spec"
+
 #: keys under which training scripts commonly nest the model's state dict
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "module", "state_dict_ema")
 
@@ -50,6 +53,23 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
+
+
+def read_spec_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The model spec a vitbench-written safetensors file records, or None (any other file)."""
+    p = Path(path)
+    if p.suffix != ".safetensors" or not p.is_file():
+        return None
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(SPEC_METADATA_KEY)
+        return json.loads(raw) if raw else None
+    except Exception:  # noqa: BLE001 - unreadable files are reported when the weights load
+        return None
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
