@@ -137,6 +137,33 @@ def _take(indices: np.ndarray, limit: int | None, seed: int) -> list[int]:
     return sorted(int(i) for i in indices)
 
 
+def _subsets(
+    name: str,
+    full: Dataset,
+    test: Dataset,
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray],  # train and val index `full`, test `test`
+    subset: int | None,
+    seed: int,
+    img_size: int,
+    in_chans: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> DataBundle:
+    """A bundle of lazily read splits, each cut to at most ``subset`` images."""
+    tr, va, te = splits
+    return DataBundle(
+        name,
+        Subset(full, _take(tr, subset, seed)),
+        Subset(full, _take(va, subset, seed)),
+        Subset(test, _take(te, subset, seed)),
+        list(full.classes),
+        img_size,
+        in_chans,
+        mean,
+        std,
+    )
+
+
 def _stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of ``(N, C, H, W)`` pixels."""
     return tuple(x.mean((0, 2, 3)).tolist()), tuple(x.std((0, 2, 3)).tolist())
@@ -245,17 +272,7 @@ def _torchvision(
         raise DataError(f"cannot read {name} under {root.resolve()}: {exc}") from exc
     tr, va, _ = split_indices(list(full.targets), val_fraction, 0.0, seed)
     te = np.arange(len(test))
-    return DataBundle(
-        name,
-        Subset(full, _take(tr, subset, seed)),
-        Subset(full, _take(va, subset, seed)),
-        Subset(test, _take(te, subset, seed)),
-        list(full.classes),
-        img_size,
-        in_chans,
-        mean,
-        std,
-    )
+    return _subsets(name, full, test, (tr, va, te), subset, seed, img_size, in_chans, mean, std)
 
 
 def _image_folder(
@@ -293,16 +310,8 @@ def _image_folder(
         te = np.arange(len(test))
     else:
         tr, va, te = split_indices(full.targets, val_fraction, test_fraction, seed)
-    return DataBundle(
-        "imagefolder",
-        Subset(full, _take(tr, subset, seed)),
-        Subset(full, _take(va, subset, seed)),
-        Subset(test, _take(te, subset, seed)),
-        list(full.classes),
-        img_size,
-        in_chans,
-        mean,
-        std,
+    return _subsets(
+        "imagefolder", full, test, (tr, va, te), subset, seed, img_size, in_chans, mean, std
     )
 
 

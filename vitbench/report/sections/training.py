@@ -152,8 +152,8 @@ def _confusion(ctx: Context, runs: pd.DataFrame, labels: dict[str, str]) -> None
     )
 
 
-#: sweep columns that are not grid keys (store bookkeeping and the cell's results)
-SWEEP_FIXED = {
+#: sweep columns that are neither grid keys nor the cell's results (those `train.sweep` names)
+SWEEP_BOOKKEEPING = {
     "store",
     "schema_version",
     "run_id",
@@ -161,24 +161,18 @@ SWEEP_FIXED = {
     ENV_COLUMN,
     "model",
     "dataset",
-    "cell",
-    "cell_run_id",
-    "params",
-    "gmacs",
-    "best_val_acc",
-    "test_acc",
-    "test_loss",
-    "train_s",
-    "config_hash",
 }
 
 
 def grid_keys(sweep: pd.DataFrame) -> list[str]:
     """The hyperparameters a sweep varied: its columns that are neither results nor bookkeeping."""
+    from vitbench.train.sweep import RESULT_COLUMNS  # lazily: the report needs no torch otherwise
+
+    fixed = SWEEP_BOOKKEEPING | set(RESULT_COLUMNS)
     return [
         c
         for c in sweep.columns
-        if c not in SWEEP_FIXED and not c.startswith("env_") and sweep[c].notna().any()
+        if c not in fixed and not c.startswith("env_") and sweep[c].notna().any()
     ]
 
 
