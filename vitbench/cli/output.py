@@ -14,8 +14,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vitbench.store import format_cell
-
 #: progress bars, warnings and errors go to stderr so stdout stays machine-readable
 err_console = Console(stderr=True)
 
@@ -36,6 +34,17 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def format_cell(value: Any) -> str:
+    """One value as a CSV cell: empty for missing, JSON for containers, repr-free numbers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def scaled(factor: float = 1.0, spec: str = ",.4g", suffix: str = "") -> Callable[[Any], str]:
