@@ -17,6 +17,7 @@ from vitbench.cli import demo as _demo  # noqa: E402,F401
 from vitbench.cli import models as _models  # noqa: E402,F401
 from vitbench.cli import profile as _profile  # noqa: E402,F401
 from vitbench.cli import report as _report  # noqa: E402,F401
+from vitbench.cli import store as _store  # noqa: E402,F401
 from vitbench.cli import train as _train  # noqa: E402,F401
 from vitbench.cli.app import app
 from vitbench.cli.output import err_console
