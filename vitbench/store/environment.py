@@ -67,8 +67,9 @@ def environment(device: str | Any = "cpu") -> dict[str, Any]:
         "env_device": device_name(dev),
         "env_threads": torch.get_num_threads(),
         "env_cpu_count": os.cpu_count(),
-        "env_cuda": torch.version.cuda if cuda else "",
-        "env_cudnn": (torch.backends.cudnn.version() or "") if cuda else "",
-        "env_tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else "",
-        "env_cudnn_benchmark": torch.backends.cudnn.benchmark if cuda else "",
+        # CUDA settings are missing (NULL), not empty text, for a CPU run
+        "env_cuda": torch.version.cuda if cuda else None,
+        "env_cudnn": torch.backends.cudnn.version() if cuda else None,
+        "env_tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
+        "env_cudnn_benchmark": torch.backends.cudnn.benchmark if cuda else None,
     }
