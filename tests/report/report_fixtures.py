@@ -4,10 +4,7 @@ readers for the report's markdown."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
-
-import pandas as pd
 
 from vitbench import store
 
@@ -88,7 +85,9 @@ def fit_rows() -> list[dict]:
 
 
 def write(rows: list[dict], path: Path, table: str, run_id: str, environment: dict) -> None:
-    store.append_records(store.stamp_records(rows, run_id, environment), path, table)
+    """Store ``rows`` in ``path/vitbench.db`` as one run's records, as the commands write them."""
+    with store.open_store(path) as st:
+        store.Recorder(st, environment, run_id).write(table, rows)
 
 
 def write_profile_store(path: Path) -> Path:
@@ -101,27 +100,6 @@ def assert_close(text: str, value: float, rel: float = 1e-3) -> None:
     """``text`` (a formatted cell) reads back as ``value``."""
     number = float(text.replace(",", "").rstrip("%x"))
     assert math.isclose(number, value, rel_tol=rel), (text, value)
-
-
-def markdown_tables(text: str) -> list[pd.DataFrame]:
-    """Every pipe table of a markdown text, parsed; a ragged row fails the test."""
-    tables, block = [], []
-    for line in [*text.splitlines(), ""]:
-        if line.startswith("|"):
-            block.append(line)
-            continue
-        if block:
-            cells = [[c.strip() for c in row.strip().strip("|").split(" | ")] for row in block]
-            header, rule, body = cells[0], block[1], cells[2:]
-            assert set(rule) <= {"|", "-", ":"}, rule
-            assert all(len(row) == len(header) for row in body), block
-            tables.append(pd.DataFrame(body, columns=header))
-            block = []
-    return tables
-
-
-def image_links(text: str) -> list[str]:
-    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
 
 
 def attention_rows(model: str, weights: str, layers: int = 3, heads: int = 2) -> list[dict]:
@@ -155,13 +133,17 @@ def attention_rows(model: str, weights: str, layers: int = 3, heads: int = 2) ->
 
 
 def write_attention_store(path: Path) -> Path:
-    """Two analyses (random init and a checkpoint), the second with a saved rollout figure."""
+    """Two analyses (random init and a checkpoint), the second with a stored rollout figure."""
     write(attention_rows("vit_small_patch16_224", "random"), path, "attention", "att-1", env())
-    write(attention_rows("scratch_vit_tiny", "checkpoint"), path, "attention", "att-2", env())
-    rollout = path / "plots" / "att-2" / "scratch_vit_tiny_rollout.png"
-    rollout.parent.mkdir(parents=True)
-    rollout.write_bytes(PNG_1x1)
+    rows = attention_rows("scratch_vit_tiny", "checkpoint")
+    write([{**r, "rollout_figure": ROLLOUT} for r in rows], path, "attention", "att-2", env())
+    figure = {"name": ROLLOUT, "media_type": "image/png", "data": PNG_1x1}
+    write([figure], path, "figures", "att-2", env())
     return path
+
+
+#: the name under which `vitbench analyze attention` stores a run's rollout overlay
+ROLLOUT = "scratch_vit_tiny_rollout"
 
 
 #: a valid 1 x 1 PNG, standing in for the rollout figure `vitbench analyze attention` saves
@@ -171,21 +153,21 @@ PNG_1x1 = bytes.fromhex(
 )
 
 
-def train_rows(run_id: str = "train-1") -> tuple[list[dict], list[dict]]:
-    """Epoch rows and the final row of a 3-epoch run, in `vitbench.train.train`'s form."""
+def train_rows(run_id: str = "train-1", n_epochs: int = 3) -> tuple[list[dict], list[dict]]:
+    """Epoch rows and the final row of a run, in `vitbench.train.train`'s form."""
     epochs = [
         {
             "model": "scratch_vit_tiny_patch16_224",
             "dataset": "digits",
             "epoch": e,
             "train_loss": 2.0 / e,
-            "train_acc": 0.3 * e,
+            "train_acc": 0.9 * e / n_epochs,
             "val_loss": 2.2 / e,
-            "val_acc": 0.3 * e - 0.05,
+            "val_acc": 0.9 * e / n_epochs - 0.05,
             "lr": 1e-3,
             "images_per_s": 1500.0,
         }
-        for e in (1, 2, 3)
+        for e in range(1, n_epochs + 1)
     ]
     confusion = [[18, 0, 2], [1, 19, 0], [0, 3, 17]]
     final = {
@@ -194,14 +176,14 @@ def train_rows(run_id: str = "train-1") -> tuple[list[dict], list[dict]]:
         "img_size": 8,
         "in_chans": 1,
         "num_classes": 3,
-        "epochs": 3,
+        "epochs": n_epochs,
         "params": 136_138,
         "gmacs": 0.002429888,
         "train_images": 1257,
         "val_images": 180,
         "test_images": 60,
         "best_val_acc": 0.85,
-        "best_epoch": 3,
+        "best_epoch": n_epochs,
         "test_acc": 54 / 60,
         "train_s": 2.5,
         "images_per_s": 1500.0,
@@ -216,10 +198,15 @@ def train_rows(run_id: str = "train-1") -> tuple[list[dict], list[dict]]:
     return epochs, [final]
 
 
-def write_train_store(path: Path) -> Path:
-    epochs, runs = train_rows()
+def write_train_store(path: Path, n_epochs: int = 3) -> Path:
+    epochs, runs = train_rows(n_epochs=n_epochs)
     write(epochs, path, "train_epochs", "train-1", env())
     write(runs, path, "train_runs", "train-1", env())
+    return path
+
+
+def write_sweep_store(path: Path) -> Path:
+    write(sweep_rows(), path, "sweep", "sweep-1", env())
     return path
 
 
@@ -245,3 +232,25 @@ def sweep_rows() -> list[dict]:
             }
         )
     return rows
+
+
+def write_full_store(path: Path) -> Path:
+    """Every kind of result at a realistic size: a benchmark profile, an image-size sweep with
+    fits, attention for two 12 x 12-head models with rollouts, 50 epochs of training, a sweep."""
+    write_profile_store(path)
+    for run_id, model, weights in (
+        ("att-1", "vit_small_patch16_224", "random"),
+        ("att-2", "scratch_vit_tiny", "checkpoint"),
+    ):
+        name = f"{model}_rollout"
+        rows = [{**r, "rollout_figure": name} for r in attention_rows(model, weights, 12, 12)]
+        write(rows, path, "attention", run_id, env())
+        write(
+            [{"name": name, "media_type": "image/png", "data": PNG_1x1}],
+            path,
+            "figures",
+            run_id,
+            env(),
+        )
+    write_train_store(path, n_epochs=50)
+    return write_sweep_store(path)

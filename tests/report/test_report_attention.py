@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from report_fixtures import image_links, markdown_tables, write_attention_store
+from markdown_checks import image_links, markdown_tables
+from report_fixtures import write_attention_store
 
 from vitbench.report import build_report
 

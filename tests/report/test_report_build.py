@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from report_fixtures import (
-    assert_close,
-    env,
-    image_links,
-    markdown_tables,
-    profile_rows,
-    write,
-)
+from markdown_checks import image_links, markdown_tables
+from report_fixtures import PNG_1x1, assert_close, env, profile_rows, write, write_full_store
 
+from vitbench import store
 from vitbench.errors import VitbenchError
 from vitbench.report import build_report
 
@@ -90,11 +85,34 @@ def test_different_precisions_are_warned_about(tmp_path) -> None:
 
 
 def test_empty_or_missing_store_is_a_clear_error(tmp_path) -> None:
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(VitbenchError, match="no results"):
+    store.open_store(tmp_path / "empty").close()  # a database with no rows
+    with pytest.raises(VitbenchError, match="no results in"):
         build_report([tmp_path / "empty"], tmp_path / "out")
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(VitbenchError, match="no results store in .*bare: it holds no vitbench.db"):
+        build_report([tmp_path / "bare"], tmp_path / "out")
     with pytest.raises(VitbenchError, match="not found"):
         build_report([tmp_path / "nowhere"], tmp_path / "out")
+
+
+def test_csv_store_of_version_0_1_is_to_be_imported(tmp_path) -> None:
+    old = tmp_path / "example"
+    old.mkdir()
+    (old / "profile.csv").write_text("schema_version,run_id,model\n1,a,vit_base_patch16_224\n")
+    with pytest.raises(VitbenchError, match=f"import them once with `vitbench import {old}`"):
+        build_report([old], tmp_path / "out")
+
+
+def test_a_store_listed_twice_is_read_once(profile_store, tmp_path) -> None:
+    db = profile_store / "vitbench.db"
+    targets = [profile_store, db, f"sqlite:///{db}", profile_store]
+    text = build_report(targets, tmp_path / "out").read_text()
+    envs = _table_with(text, "stores")
+    assert len(envs) == 1 and envs.loc[0, "rows"] == "profile 7, profile_fit 3"
+    assert envs.loc[0, "stores"] == str(profile_store)  # named as first given
+    points = _table_with(text, "tokens")
+    assert points["tokens"].tolist() == ["5", "17", "65"]
+    assert text.count(f"`{profile_store}`") == 1
 
 
 def test_sequence_length_sweep_without_benchmark_rows(tmp_path) -> None:
@@ -110,3 +128,41 @@ def test_sequence_length_sweep_without_benchmark_rows(tmp_path) -> None:
     points = _table_with(text, "sequence length")
     assert points["sequence length"].tolist() == ["128", "256", "512"]
     assert "image (px)" not in points.columns  # a column with no value is left out
+
+
+def test_every_section_from_one_full_store(tmp_path) -> None:
+    report = build_report([write_full_store(tmp_path / "results")], tmp_path / "out")
+    text = report.read_text()
+    for section in (
+        "Benchmark table",
+        "Cost against the number",
+        "Throughput against batch",
+        "Utilization",
+        "Attention",
+        "Training",
+        "Sweep: accuracy against cost",
+    ):
+        assert f"## {section}" in text, section  # fmt: skip
+    links = image_links(text)
+    rollouts = [link for link in links if "rollout_" in link]
+    assert rollouts == [
+        "figures/rollout_vit_small_patch16_224_att-1.png",
+        "figures/rollout_scratch_vit_tiny_att-2.png",
+    ]
+    assert all((report.parent / link).read_bytes() == PNG_1x1 for link in rollouts)
+    assert all((report.parent / link).is_file() for link in links)
+
+
+def test_flags_and_empty_text_read_alike_across_stores(tmp_path) -> None:
+    cpu = {**env(), "env_cuda": "", "env_tf32_matmul": ""}
+    gpu = {**env("NVIDIA H100 80GB HBM3", 16), "env_device_type": "cuda", "env_cuda": "12.4",
+           "env_tf32_matmul": True}  # fmt: skip
+    mixed, pure = tmp_path / "mixed", tmp_path / "pure"
+    write(profile_rows()[:1], mixed, "profile", "c", cpu)
+    write(profile_rows()[:1], mixed, "profile", "g", gpu)  # tf32 column holds "" and 1: text
+    write(profile_rows()[1:2], pure, "profile", "g2", gpu)  # tf32 column holds a bool
+    envs = _table_with(build_report([mixed, pure], tmp_path / "out").read_text(), "stores")
+    envs = envs.set_index("env")
+    assert len(envs) == 2 and envs.loc["E1", "CUDA"] == "-" and envs.loc["E1", "TF32 matmul"] == "-"
+    assert envs.loc["E2", "TF32 matmul"] == "on" and envs.loc["E2", "rows"] == "profile 2"
+    assert envs.loc["E2", "stores"] == f"{mixed}, {pure}"

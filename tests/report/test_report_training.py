@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from report_fixtures import (
-    env,
-    image_links,
-    markdown_tables,
-    sweep_rows,
-    write,
-    write_train_store,
-)
+from markdown_checks import image_links, markdown_tables
+from report_fixtures import env, sweep_rows, write, write_train_store
 
 from vitbench.report import build_report
 

@@ -2,11 +2,14 @@
 
 The report reads stored rows only and never re-measures, so it can be written anywhere from
 stores measured elsewhere (a GPU box, a colleague's laptop). A section appears when its table
-has rows.
+has rows. Stores are results directories holding ``vitbench.db``, SQLite files or database
+URLs; a store listed twice is read once.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,33 +20,84 @@ from vitbench.report.context import Context
 from vitbench.report.environment import differing_fields
 from vitbench.report.markdown import Document
 from vitbench.report.sections import attention, cost, training
-from vitbench.store import read_table
+from vitbench.store import DB_FILE, Store, open_store, read_table, resolve_url
 
+#: the record tables the report reads whole (figures are read by name, as sections need them)
 TABLES = ("profile", "profile_fit", "attention", "train_epochs", "train_runs", "sweep")
 REPORT_NAME = "report.md"
 
-
-def load_tables(stores: list[Path]) -> dict[str, pd.DataFrame]:
-    """Every known table from every store (a ``store`` column says which)."""
-    missing = [str(s) for s in stores if not Path(s).exists()]
-    if missing:
-        raise VitbenchError(f"results store not found: {', '.join(missing)}")
-    return {name: read_table(stores, name) for name in TABLES}
+StoreTarget = str | os.PathLike
 
 
-def build_report(stores: list[Path], out_dir: Path) -> Path:
-    """Write ``out_dir/report.md`` (and ``out_dir/figures/*.png``) and return its path."""
-    stores = [Path(s) for s in stores]
-    tables = load_tables(stores)
-    if all(df.empty for df in tables.values()):
+def _check_directory(target: StoreTarget) -> None:
+    """A results directory must hold a database; one of vitbench 0.1's CSV tables is imported."""
+    path = Path(target)
+    if not path.is_dir() or (path / DB_FILE).exists():
+        return
+    if any((path / f"{name}.csv").is_file() for name in TABLES):
         raise VitbenchError(
-            f"no results in {', '.join(map(str, stores))}: run `vitbench profile`, "
-            "`vitbench analyze attention` or `vitbench train` first"
+            f"{path} holds CSV results from vitbench 0.1, not a database: "
+            f"import them once with `vitbench import {path}`, then report on it"
         )
-    ctx = Context(Document(Path(out_dir) / REPORT_NAME))
-    tables = {name: ctx.envs.tag(df, name) for name, df in tables.items()}
-    _intro(ctx, stores)
+    raise VitbenchError(f"no results store in {path}: it holds no {DB_FILE}")
 
+
+def _name(target: StoreTarget, st: Store) -> str:
+    """How the report names a store: as given, or a URL without its password."""
+    return st.label if "://" in os.fspath(target) else os.fspath(target)
+
+
+def open_stores(targets: Sequence[StoreTarget]) -> dict[str, Store]:
+    """Each store opened for reading once however often it is listed, by its name."""
+    by_url: dict[str, tuple[str, Store]] = {}
+    for target in targets:
+        _check_directory(target)
+        url = resolve_url(target)
+        if url not in by_url:
+            st = open_store(url, create=False)
+            by_url[url] = (_name(target, st), st)
+    return dict(by_url.values())
+
+
+def load_tables(stores: dict[str, Store]) -> dict[str, pd.DataFrame]:
+    """Every known table from every store; the ``store`` column holds the store's name."""
+    names = {st.label: name for name, st in stores.items()}
+    tables = {}
+    for table in TABLES:
+        df = read_table(list(stores.values()), table)
+        if not df.empty:
+            df["store"] = df["store"].map(names)
+        tables[table] = df
+    return tables
+
+
+def build_report(stores: Sequence[StoreTarget], out_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``out_dir/report.md`` (and ``out_dir/figures/*.png``) and return its path.
+
+    ``out_dir`` defaults to the first store's directory (``results`` for a database server).
+    """
+    opened = open_stores(stores)
+    if not opened:
+        raise VitbenchError("no results store given")
+    try:
+        tables = load_tables(opened)
+        if all(df.empty for df in tables.values()):
+            raise VitbenchError(
+                f"no results in {', '.join(opened)}: run `vitbench profile`, "
+                "`vitbench analyze attention` or `vitbench train` first"
+            )
+        out = Path(out_dir) if out_dir is not None else next(iter(opened.values())).artifacts
+        ctx = Context(Document(out / REPORT_NAME), stores=opened)
+        _write(ctx, {name: ctx.envs.tag(df, name) for name, df in tables.items()})
+        return ctx.doc.write()
+    finally:
+        for st in opened.values():
+            st.close()
+
+
+def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
+    """Every section whose tables have rows, in the report's order."""
+    _intro(ctx)
     profile, fits = tables["profile"], tables["profile_fit"]
     if not profile.empty:
         cost.add_benchmark(ctx, profile)
@@ -58,15 +112,14 @@ def build_report(stores: list[Path], out_dir: Path) -> Path:
         training.add_sweep(ctx, tables["sweep"])
     _environments(ctx)
     _sources(ctx)
-    return ctx.doc.write()
 
 
-def _intro(ctx: Context, stores: list[Path]) -> None:
+def _intro(ctx: Context) -> None:
     doc = ctx.doc
     doc.heading("vitbench report", 1)
     doc.paragraph(
         f"Written by vitbench {__version__} from the results stored in "
-        + ", ".join(f"`{s}`" for s in stores)
+        + ", ".join(f"`{s}`" for s in ctx.stores)
         + ". Every number is read from those stores; nothing was measured again to write it. "
         "Where each came from is listed under *Environments*."
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from vitbench.report.environment import Environments
 from vitbench.report.markdown import Document
 from vitbench.report.tables import Sources
+from vitbench.store import Store
 
 FIGURES = "figures"
 
@@ -15,6 +16,7 @@ FIGURES = "figures"
 @dataclass
 class Context:
     doc: Document
+    stores: dict[str, Store] = field(default_factory=dict)  # by the name rows carry in `store`
     envs: Environments = field(default_factory=Environments)
     sources: Sources = field(default_factory=Sources)
 
@@ -28,3 +30,9 @@ class Context:
     @property
     def many_envs(self) -> bool:
         return len(self.envs) > 1
+
+    def stored_figure(self, store: str, run_id: str, name: str) -> bytes | None:
+        """The PNG bytes a run stored under ``name`` in the ``figures`` table, if any."""
+        st = self.stores.get(store)
+        rows = st.rows("figures", run_id=run_id, name=name) if st is not None else []
+        return rows[0]["data"] if rows else None

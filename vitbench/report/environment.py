@@ -42,19 +42,30 @@ KEY_FIELDS = (
 )
 
 UNKNOWN = "-"  # a field the row does not record (CUDA on a CPU run)
+#: on/off fields: a bool, or its text where the column also holds "" (SQLite stores 1 and 0)
+FLAGS = {"env_tf32_matmul"}
+_FLAG_TEXT = {"1": "on", "true": "on", "0": "off", "false": "off"}
 ENV_COLUMN = "env"
 
 
 def _text(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    """A stored cell as printed: ``-`` for missing (None, NaN, or the empty text of CUDA on a
+    CPU run), whole floats without their ``.0``."""
+    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
         return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
 
 
+def _field(row: Mapping[str, object], name: str) -> str:
+    """One ``env_*`` field of a row as printed; flags read the same whichever way stored."""
+    text = _text(row.get(name))
+    return _FLAG_TEXT.get(text.lower(), text) if name in FLAGS else text
+
+
 def _key(row: Mapping[str, object]) -> tuple[str, ...]:
-    return tuple(_text(row.get(f)) for f in KEY_FIELDS)
+    return tuple(_field(row, f) for f in KEY_FIELDS)
 
 
 @dataclass
@@ -72,7 +83,7 @@ class Environments:
         if key not in self.keys:
             self.keys.append(key)
             name = f"E{len(self.keys)}"
-            self.details[name] = {f: _text(row.get(f)) for f in ENV_FIELDS}
+            self.details[name] = {f: _field(row, f) for f in ENV_FIELDS}
             self.rows[name], self.stores[name], self.precisions[name] = {}, set(), set()
         return f"E{self.keys.index(key) + 1}"
 

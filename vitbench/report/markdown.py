@@ -16,7 +16,7 @@ def pipe_table(df: pd.DataFrame) -> str:
     """A GitHub pipe table of already formatted cells (numbers right-aligned by the reader)."""
     header = "| " + " | ".join(_cell(c) for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.to_numpy().tolist()]
     return "\n".join([header, rule, *body])
 
 

@@ -2,6 +2,8 @@
 
 Every function takes plain data, writes one PNG and returns its path. Figures are built with
 :class:`matplotlib.figure.Figure` directly, so no global backend or pyplot state is touched.
+Margins are fixed in inches rather than left to a layout engine, which would draw every
+figure twice (once to measure it) and doubled the report's time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 WIDTH_IN, DPI = 8.0, 100  # 800 px, legible at README width
+#: room for tick labels and axis labels (left, bottom), titles (top), in inches
+LEFT_IN, RIGHT_IN, BOTTOM_IN, TOP_IN = 0.8, 0.25, 0.6, 0.4
+COLORBAR_LABEL_IN = 0.5  # a colorbar's label, right of the last panel
+LEGEND_ROW_IN = 0.22  # one row of a figure legend below the panels
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,28 @@ class Panel:
 def _figure(
     ncols: int, nrows: int = 1, height: float = 3.6, width: float = WIDTH_IN
 ) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(width, height * nrows), dpi=DPI, layout="constrained")
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
+    fig = Figure(figsize=(width, height * nrows), dpi=DPI)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    _margins(fig)
+    return fig, axes
+
+
+def _margins(fig: Figure, bottom_in: float = BOTTOM_IN, right_in: float = RIGHT_IN) -> None:
+    """Fixed margins in inches, so labels keep their room whatever the figure's size."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=LEFT_IN / width,
+        right=1 - right_in / width,
+        bottom=bottom_in / height,
+        top=1 - TOP_IN / height,
+        wspace=0.35,
+        hspace=0.55,
+    )
+
+
+def _title(ax: Axes, text: str) -> None:
+    """A panel title at a fixed height (matplotlib's automatic one measures every tick label)."""
+    ax.set_title(text, fontsize=10, y=1.0)
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -118,20 +144,16 @@ def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path
         if panel.logy:
             ax.set_yscale("log")
             _plain_log_ticks(ax, "y", 10)
-        ax.set_title(panel.title, fontsize=10)
+        _title(ax, panel.title)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(items) :]:
         ax.set_visible(False)
     if handles:
-        fig.legend(
-            list(handles.values()),
-            list(handles),
-            loc="outside lower center",
-            ncols=min(len(handles), 3),
-            fontsize=8,
-        )
+        rows = math.ceil(len(handles) / 3)
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncols=3, fontsize=8)
+        _margins(fig, BOTTOM_IN + LEGEND_ROW_IN * rows)
     return _save(fig, path)
 
 
@@ -148,11 +170,11 @@ def scatter_by_layer(
         ax.scatter(layers_a, values_a, s=10, alpha=0.6, label="one head")
         uniq = np.unique(layers_a)
         ax.plot(uniq, [values_a[layers_a == u].mean() for u in uniq], color="C3", label="mean")
-        ax.set_title(title, fontsize=10)
+        _title(ax, title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right")  # heads spread out least in deep layers
     for ax in list(axes.flat)[len(groups) :]:
         ax.set_visible(False)
     return _save(fig, path)
@@ -178,11 +200,12 @@ def heatmaps(
     # square cells need no more width than the panels take
     width = WIDTH_IN if aspect == "auto" else min(WIDTH_IN, 0.5 + 4.2 * ncols)
     fig, axes = _figure(ncols, math.ceil(len(grids) / 3), height=3.8, width=width)
+    _margins(fig, right_in=COLORBAR_LABEL_IN)
     for ax, (title, grid) in zip(axes.flat, grids, strict=False):
         im = ax.imshow(
             grid, aspect=aspect, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax
         )
-        ax.set_title(title, fontsize=10)
+        _title(ax, title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         rows, cols = grid.shape
@@ -230,7 +253,7 @@ def labelled_scatter(
         ax.set_xscale("log")
         _plain_log_ticks(ax, "x", 10)
     ax.margins(x=0.2, y=0.1)  # room for the labels of the outermost points
-    ax.set_title(title, fontsize=10)
+    _title(ax, title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -247,7 +270,7 @@ def clusters(
         for c in np.unique(labels_a):
             sel = labels_a == c
             ax.scatter(np.asarray(xs)[sel], np.asarray(ys)[sel], s=14, label=f"cluster {c}")
-        ax.set_title(title, fontsize=10)
+        _title(ax, title)
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
         ax.grid(True, alpha=0.3)

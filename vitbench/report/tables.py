@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import pandas as pd
 
@@ -75,7 +76,8 @@ def latest(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return order.drop_duplicates(subset=keys, keep="last")
 
 
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
+def column_or_none(df: pd.DataFrame, name: str) -> pd.Series:
+    """``df[name]``, or missing values where the table has no such column."""
     return df[name] if name in df else pd.Series([None] * len(df), index=df.index)
 
 
@@ -83,7 +85,7 @@ def default_shape(df: pd.DataFrame) -> pd.Series:
     """Rows at the model's own shape: no patch, sequence or keyword overrides."""
     mask = pd.Series(True, index=df.index)
     for name in ("patch_size", "seq_len", "model_kwargs"):
-        mask &= _col(df, name).map(is_missing)
+        mask &= column_or_none(df, name).map(is_missing)
     return mask
 
 
@@ -109,16 +111,16 @@ def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
         return profile
     df = profile[default_shape(profile)]
     if "status" in df:
-        df = df[_col(df, "status").fillna("ok") == "ok"]
+        df = df[column_or_none(df, "status").fillna("ok") == "ok"]
     groups = ["model", "img_size", ENV_COLUMN, "precision"]
     groups = [g for g in groups if g in df]
     df = latest(df, [*groups, "batch_size"])
     rows = []
     for _, group in df.groupby(groups, sort=False, dropna=False):
         first = group.iloc[0]
-        tput = _col(group, "throughput_sps")
+        tput = column_or_none(group, "throughput_sps")
         best = group.loc[tput.idxmax()] if tput.notna().any() else None
-        macs = _col(group, "macs").dropna()
+        macs = column_or_none(group, "macs").dropna()
         rows.append(
             {
                 **{g: first[g] for g in groups},
@@ -135,12 +137,20 @@ def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("model", key=lambda s: s.map(first_seen), kind="stable")
 
 
+@lru_cache(maxsize=1)
+def _published_by_model() -> dict[str, list[dict]]:
+    """The published rows as records, by model (the report looks them up once per row)."""
+    by_model: dict[str, list[dict]] = {}
+    for rec in published_table().to_dict("records"):
+        by_model.setdefault(rec["model"], []).append(rec)
+    return by_model
+
+
 def _published(model: str, img_size: object, prefix: str) -> list[dict]:
-    pub = published_table()
-    hits = pub[(pub["model"] == model) & pub["source"].str.startswith(prefix)]
+    hits = [r for r in _published_by_model().get(model, []) if r["source"].startswith(prefix)]
     if not is_missing(img_size):
-        hits = hits[hits["img_size"] == int(img_size)]
-    return hits.to_dict("records")
+        hits = [r for r in hits if r["img_size"] == int(img_size)]
+    return hits
 
 
 def _setting(rec: dict) -> str:

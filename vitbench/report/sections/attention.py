@@ -2,12 +2,11 @@
 
 Mean attention distance against depth (the ViT paper's figure), an entropy heatmap, head
 importance, head clusters in their 2-D projection, and the rollout overlays that
-`vitbench analyze attention` saved beside the store (``<store>/plots/<run_id>/``).
+`vitbench analyze attention` stored in the ``figures`` table (named by ``rollout_figure``).
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -157,18 +156,24 @@ def _clusters(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
     )
 
 
+def _rollout_name(group: pd.DataFrame) -> str | None:
+    """The name of the analysis' rollout overlay in the ``figures`` table, if it stored one."""
+    if "rollout_figure" not in group:
+        return None
+    names = group["rollout_figure"].dropna()
+    return str(names.iloc[0]) if not names.empty else None
+
+
 def _rollouts(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
-    """Copy the rollout overlays saved with each analysis run into the report's figures."""
+    """Copy the rollout overlay each analysis run stored into the report's figures."""
     for label, group in analyses:
-        first = group.iloc[0]
-        saved = Path(str(first.get("store", ""))) / "plots" / str(first.get("run_id"))
-        stem = str(first["model"]).replace("/", "_")
-        source = saved / f"{stem}_rollout.png"
-        if not source.is_file():
+        first, name = group.iloc[0], _rollout_name(group)
+        data = None if name is None else ctx.stored_figure(first["store"], first["run_id"], name)
+        if data is None:
             continue
-        target = ctx.figure(f"rollout_{stem}_{first.get('run_id')}")
+        stem = str(first["model"]).replace("/", "_")
+        target = ctx.figure(f"rollout_{stem}_{first['run_id']}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if source.resolve() != target.resolve():
-            shutil.copyfile(source, target)
+        target.write_bytes(data)
         ctx.doc.paragraph(f"Attention rollout of the class token, {label}:")
         ctx.doc.image(target, f"attention rollout, {label}")

@@ -14,6 +14,7 @@ from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
 from vitbench.report.tables import (
     MISSING,
+    column_or_none,
     fmt,
     fmt_pct,
     fmt_sig,
@@ -65,12 +66,12 @@ def add_training(ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame) -> None
         _confusion(ctx, runs, labels)
 
 
-def _input(row: pd.Series) -> str:
-    if is_missing(row.get("img_size")):
+def _input(size: object, chans: object) -> str:
+    """Input size and channels, ``8 x 8 x 1 ch``."""
+    if is_missing(size):
         return MISSING
-    size = int(row["img_size"])
-    chans = "" if is_missing(row.get("in_chans")) else f" x {int(row['in_chans'])} ch"
-    return f"{size} x {size}{chans}"
+    suffix = "" if is_missing(chans) else f" x {int(chans)} ch"
+    return f"{int(size)} x {int(size)}{suffix}"
 
 
 def _confused(value: object) -> str:
@@ -79,7 +80,8 @@ def _confused(value: object) -> str:
 
 
 def _runs_table(ctx: Context, runs: pd.DataFrame) -> pd.DataFrame:
-    runs = runs.assign(input=runs.apply(_input, axis=1))
+    sizes = zip(column_or_none(runs, "img_size"), column_or_none(runs, "in_chans"), strict=True)
+    runs = runs.assign(input=[_input(size, chans) for size, chans in sizes])
     split = ["train_images", "val_images", "test_images"]
     if set(split) <= set(runs.columns):
         runs = runs.assign(split=[" / ".join(fmt(v, 0) for v in r) for r in runs[split].values])
@@ -152,34 +154,34 @@ def _confusion(ctx: Context, runs: pd.DataFrame, labels: dict[str, str]) -> None
     )
 
 
-#: sweep columns that are neither grid keys nor the cell's results (those `train.sweep` names)
-SWEEP_BOOKKEEPING = {
-    "store",
-    "schema_version",
-    "run_id",
-    "timestamp",
-    ENV_COLUMN,
-    "model",
-    "dataset",
-}
+def grid_keys(cells: pd.DataFrame) -> list[str]:
+    """The hyperparameters a sweep varied, in grid order, as its ``cell`` labels name them."""
+    labels = cells["cell"].dropna().astype(str) if "cell" in cells else []
+    keys = dict.fromkeys(part.split("=", 1)[0] for label in labels for part in label.split(","))
+    return [k for k in keys if k in cells and cells[k].notna().any()]
 
 
-def grid_keys(sweep: pd.DataFrame) -> list[str]:
-    """The hyperparameters a sweep varied: its columns that are neither results nor bookkeeping."""
-    from vitbench.train.sweep import RESULT_COLUMNS  # lazily: the report needs no torch otherwise
-
-    fixed = SWEEP_BOOKKEEPING | set(RESULT_COLUMNS)
-    return [
-        c
-        for c in sweep.columns
-        if c not in fixed and not c.startswith("env_") and sweep[c].notna().any()
+def effects(cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean, min and max test accuracy (and mean GMACs) of the cells sharing each key's value."""
+    frames = [
+        cells.groupby(key, sort=False)
+        .agg(
+            cells=("test_acc", "size"),
+            mean_test_acc=("test_acc", "mean"),
+            min_test_acc=("test_acc", "min"),
+            max_test_acc=("test_acc", "max"),
+            mean_gmacs=("gmacs", "mean"),
+        )
+        .rename_axis("value")
+        .reset_index()
+        .assign(hyperparameter=key)
+        for key in keys
     ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
     """Per sweep: one row per cell, the effect of each hyperparameter, accuracy against GMACs."""
-    from vitbench.train.sweep import effects
-
     doc = ctx.doc
     doc.heading("Sweep: accuracy against cost")
     doc.paragraph(
@@ -205,9 +207,8 @@ def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
             }
         )
         doc.table(format_columns(cells, columns))
-        rows = cells.to_dict("records")
         if keys and cells["test_acc"].notna().all():
-            table = pd.DataFrame(effects(rows, keys))
+            table = effects(cells, keys)
             doc.table(
                 format_columns(
                     table,
