@@ -38,6 +38,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Speed targets: counting the benchmark table and the ViT-22B shape."""
+    """Speed targets: counting the benchmark table and the ViT-22B shape; appending to a store."""
     session.install("-e", ".")
     session.run("python", "benchmarks/count_speed.py")
+    session.run("python", "benchmarks/store_speed.py", *session.posargs)

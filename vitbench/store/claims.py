@@ -11,7 +11,8 @@ over when its holder is dead:
   agree to well within it).
 
 A claim ends ``done`` when its work is stored; a process that fails or is interrupted releases
-it, so the next process can do the work.
+it (status ``released``, payload kept), so the next process can do the work and, for a sweep
+cell, resume the run the last holder started.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 120.0
-RUNNING, DONE = "running", "done"
+RUNNING, DONE, RELEASED = "running", "done", "released"
 
 
 def stale_after_s() -> float:
@@ -107,9 +108,9 @@ class Claim:
         self._update(status=DONE, heartbeat_at=time.time())
 
     def release(self) -> None:
+        """Give the unit up unfinished; its payload stays for the next holder (a run to resume)."""
         self._halt()
-        with self.store.begin() as conn:
-            conn.execute(CLAIMS.delete().where(self._where()))
+        self._update(status=RELEASED, heartbeat_at=time.time())
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -150,9 +151,7 @@ def holder(store: Store, kind: str, key: str) -> Holder | None:
     """The stored holder of a claim, or None when nobody ever claimed it."""
     c = CLAIMS.c
     with store.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(CLAIMS).where((c.kind == kind) & (c.key == key))
-        ).first()
+        row = conn.execute(sa.select(CLAIMS).where((c.kind == kind) & (c.key == key))).first()
     return _holder(row) if row is not None else None
 
 

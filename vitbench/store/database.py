@@ -87,8 +87,7 @@ def _sqlite_engine(url: sa.URL, readonly: bool) -> Engine:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        if not readonly:
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        if not readonly:  # journal_mode=WAL is set once the file is known to be a store
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
         dbapi_conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
@@ -152,22 +151,31 @@ class Store:
     def _open(self, create: bool) -> None:
         with self.engine.connect() as conn:
             names = set(sa.inspect(conn).get_table_names())
+            if META_TABLE in names:
+                self._check_version(conn)
         if META_TABLE not in names:
             if names:
                 raise StoreError(f"{self.label} is a database but not a vitbench store")
             if not create:
                 raise StoreError(f"{self.label} holds no vitbench results")
-        else:
-            self._check_version()
-        if create:
+        if create and not {META_TABLE, CLAIMS.name, *TABLES} <= names:
+            # a store made by this version is complete: appending to it creates nothing
+            self._use_wal()
             self._create_schema()
 
-    def _check_version(self) -> None:
-        with self.engine.connect() as conn:
-            meta = sa.table(META_TABLE, sa.column("key"), sa.column("value"))
-            row = conn.execute(
-                sa.select(meta.c.value).where(meta.c.key == "schema_version")
-            ).scalar()
+    def _use_wal(self) -> None:
+        """SQLite: WAL journal (persistent in the file), only once the file is ours to change."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.close()
+
+    def _check_version(self, conn: Connection) -> None:
+        meta = sa.table(META_TABLE, sa.column("key"), sa.column("value"))
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
         version = int(row) if row is not None else 0
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -239,13 +247,19 @@ class Store:
         return self._errors(self._write, spec.name, rows)
 
     def _write(self, table: str, rows: list[dict[str, Any]]) -> int:
-        with self.begin() as conn:
-            columns = self._ensure_columns(conn, table, rows)
-            names = list(dict.fromkeys(k for row in rows for k in row))
-            target = sa.table(table, *(sa.column(n, _SQL_TYPES[columns[n]]) for n in names))
-            full = [{n: row.get(n) for n in names} for row in rows]
-            stmt = _insert(self.engine.dialect.name, target)
-            return conn.execute(stmt, full).rowcount or 0
+        try:
+            with self.begin() as conn:
+                columns = self._ensure_columns(conn, table, rows)
+                names = list(dict.fromkeys(k for row in rows for k in row))
+                target = sa.table(table, *(sa.column(n, _SQL_TYPES[columns[n]]) for n in names))
+                full = [{n: schema.as_kind(row.get(n), columns[n]) for n in names} for row in rows]
+                stmt = _insert(self.engine.dialect.name, target).returning(target.c.record_key)
+                # rowcount of an executemany is -1 on psycopg: count the rows RETURNING gives
+                return len(conn.execute(stmt, full).all())
+        except BaseException:
+            # columns added or widened in the rolled-back transaction are gone again
+            self._columns.pop(table, None)
+            raise
 
     def _ensure_columns(
         self, conn: Connection, table: str, rows: list[dict[str, Any]]
@@ -264,8 +278,8 @@ class Store:
                 _add_column(conn, table, name, kind)
                 columns[name] = kind
             elif schema.wider(columns[name], kind) != columns[name]:
-                columns[name] = schema.wider(columns[name], kind)
-                _widen_column(conn, table, name, columns[name])
+                old, columns[name] = columns[name], schema.wider(columns[name], kind)
+                _widen_column(conn, table, name, old, columns[name])
         return columns
 
     # -- reading -----------------------------------------------------------------------------
@@ -279,7 +293,10 @@ class Store:
         def load() -> pd.DataFrame:
             with self.engine.connect() as conn:
                 t = sa.Table(table, sa.MetaData(), autoload_with=conn)
-                query = sa.select(*(c for c in t.c if c.name not in INTERNAL_COLUMNS))
+                dialect = self.engine.dialect.name
+                query = sa.select(
+                    *(_readable(c, dialect) for c in t.c if c.name not in INTERNAL_COLUMNS)
+                )
                 for key, value in (where or {}).items():
                     query = query.where(t.c[key] == value)
                 return pd.read_sql(query.order_by(t.c.id), conn)
@@ -343,20 +360,36 @@ def _insert(dialect: str, target: sa.TableClause) -> Any:
     return insert(target).on_conflict_do_nothing(index_elements=["record_key"])
 
 
-def _kind_of_type(sql_type: sa.types.TypeEngine) -> str:
-    if isinstance(sql_type, sa.Boolean):
-        return "bool"
-    if isinstance(sql_type, sa.Integer):
-        return "int"
-    if isinstance(sql_type, (sa.Float, sa.Numeric)):
-        return "float"
-    if isinstance(sql_type, sa.LargeBinary):
-        return "blob"
-    return "text"
+#: column types as the catalogues spell them (PostgreSQL format_type, SQLite declared type)
+_KIND_OF_TYPE = {
+    "boolean": "bool",
+    "bigint": "int",
+    "integer": "int",
+    "smallint": "int",
+    "double precision": "float",
+    "float": "float",
+    "real": "float",
+    "numeric": "float",
+    "bytea": "blob",
+    "blob": "blob",
+}
 
 
 def _column_kinds(conn: Connection, table: str) -> dict[str, str]:
-    return {c["name"]: _kind_of_type(c["type"]) for c in sa.inspect(conn).get_columns(table)}
+    """Each column's kind, straight from the catalogue (SQLAlchemy's reflection costs ~20 ms
+    in a fresh process, most of an append)."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql(f"PRAGMA table_info({_quote(conn, table)})").all()
+        named = [(r[1], r[2]) for r in rows]
+    else:
+        named = conn.execute(
+            sa.text(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"
+            ),
+            {"t": _quote(conn, table)},
+        ).all()
+    return {name: _KIND_OF_TYPE.get(str(sql_type).lower(), "text") for name, sql_type in named}
 
 
 def _quote(conn: Connection, name: str) -> str:
@@ -371,16 +404,40 @@ def _add_column(conn: Connection, table: str, name: str, kind: str) -> None:
     )
 
 
-def _widen_column(conn: Connection, table: str, name: str, kind: str) -> None:
+def _widen_column(conn: Connection, table: str, name: str, old: str, kind: str) -> None:
     """PostgreSQL columns change type; SQLite stores any kind in any column already."""
     if conn.dialect.name != "postgresql":
         return
     sql_type = _SQL_TYPES[kind].compile(dialect=conn.dialect)
     col = _quote(conn, name)
+    # boolean has no cast to bigint or double precision, only to integer (true is 1)
+    via = "::integer" if old == "bool" and kind in ("int", "float") else ""
     conn.exec_driver_sql(
         f"ALTER TABLE {_quote(conn, table)} ALTER COLUMN {col} TYPE {sql_type} "
-        f"USING {col}::{sql_type}"
+        f"USING {col}{via}::{sql_type}"
     )
+
+
+class _StoredBool(sa.types.UserDefinedType):
+    """An SQLite boolean column's cells: 0 and 1 read as bools, anything widened in as stored."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "BOOLEAN"
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        return lambda v: bool(v) if type(v) is int and v in (0, 1) else v
+
+
+def _readable(col: sa.Column, dialect: str) -> Any:
+    """A column to select. SQLite keeps each cell's own kind whatever the column was declared
+    (a boolean or integer column may since hold floats or text), so its cells are read as
+    stored rather than through the declared type."""
+    if dialect != "sqlite":
+        return col
+    kind = _StoredBool() if isinstance(col.type, sa.Boolean) else sa.types.NullType()
+    return sa.type_coerce(col, kind).label(col.name)
 
 
 def open_store(
@@ -395,4 +452,5 @@ def open_store(
     ``artifacts`` is the directory for files that are not rows (checkpoints): by default the
     SQLite file's directory, or ``results/`` for a server store.
     """
-    return Store(resolve_url(target), create=create, artifacts=Path(artifacts) if artifacts else None)
+    path = Path(artifacts) if artifacts is not None else None
+    return Store(resolve_url(target), create=create, artifacts=path)

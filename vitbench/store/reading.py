@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from vitbench.store.database import Store, open_store, resolve_url
+
+if TYPE_CHECKING:  # pandas is imported when a table is read, not by every writer
+    import pandas as pd
 
 
 def open_stores(targets: Iterable[str | os.PathLike | Store]) -> list[Store]:
@@ -27,6 +29,8 @@ def read_table(
     stores: str | os.PathLike | Store | Iterable[str | os.PathLike | Store], table: str
 ) -> pd.DataFrame:
     """One table from one or more stores, in write order, with a ``store`` column saying which."""
+    import pandas as pd
+
     if isinstance(stores, (str, os.PathLike, Store)):
         stores = [stores]
     frames = []

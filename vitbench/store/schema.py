@@ -65,12 +65,21 @@ def table_spec(name: str) -> TableSpec:
         raise ValueError(f"unknown table '{name}'; tables: {', '.join(TABLES)}") from None
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def to_cell(value: Any) -> Any:
     """A record value as a database cell: None for missing and NaN, JSON text for containers."""
     if value is None:
         return None
     if isinstance(value, float):
         return None if math.isnan(value) else value
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not _INT64_MIN <= value <= _INT64_MAX
+    ):
+        return str(value)  # beyond a BIGINT column (and SQLite's integers): kept exactly as text
     if isinstance(value, (bool, int, str, bytes)):
         return value
     if isinstance(value, (list, tuple, dict)):
@@ -105,6 +114,16 @@ def wider(a: str, b: str) -> str:
     if "blob" in (a, b) and a != b:
         return "text"
     return max(a, b, key=KINDS.index)
+
+
+def as_kind(cell: Any, kind: str) -> Any:
+    """A cell as its column's kind: numbers and bools in a text column become their text
+    (``true``/``false`` for bools, as JSON spells them), the same on every backend."""
+    if cell is None or kind != "text" or isinstance(cell, str):
+        return cell
+    if isinstance(cell, bool):
+        return "true" if cell else "false"
+    return str(cell)
 
 
 def cells(spec: TableSpec, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
