@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
 from vitbench.cli import main
+from vitbench.store import read_table
 
 TINY = ["--epochs", "2", "--subset", "96", "--batch-size", "32"]
 
@@ -26,11 +26,12 @@ def test_train_json_record_carries_test_acc_and_is_stored(capsys, store) -> None
     rec = json.loads(line)
     assert 0 <= rec["test_acc"] <= 1 and rec["epochs"] == 2
     assert rec["model"] == "scratch_vit_tiny_patch16_224" and rec["dataset"] == "digits"
-    runs = pd.read_csv(store / "train_runs.csv")
+    runs = read_table(store, "train_runs")
     assert runs.run_id.tolist() == [rec["run_id"]] and runs.test_acc[0] == pytest.approx(
         rec["test_acc"]
     )
-    assert len(pd.read_csv(store / "train_epochs.csv")) == 2
+    assert len(read_table(store, "train_epochs")) == 2
+    assert rec["run_dir"] == str(store / "runs" / rec["run_id"])
 
 
 def test_a_finished_run_is_not_resumed(capsys, store) -> None:
@@ -39,7 +40,7 @@ def test_a_finished_run_is_not_resumed(capsys, store) -> None:
     # a finished run is not trained or stored again
     code, _, err = run(capsys, "train", "--resume", run_id, "--out", str(store))
     assert code == 2 and f"run {run_id} has finished" in err
-    assert len(pd.read_csv(store / "train_runs.csv")) == 1
+    assert len(read_table(store, "train_runs")) == 1
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, store, argv, words) -> None:
     assert code == 2
     assert words in err and "Traceback" not in err
     assert len(err.strip().splitlines()) <= 2  # one message (rich may wrap a long line)
-    assert not (store / "train_runs.csv").exists()
+    assert not (store / "vitbench.db").exists() or read_table(store, "train_runs").empty
 
 
 def test_sweep_table_and_effects(capsys, store) -> None:
@@ -67,7 +68,7 @@ def test_sweep_table_and_effects(capsys, store) -> None:
         "--out", str(store), "--format", "csv",
     )  # fmt: skip
     assert code == 0, err
-    rows = pd.read_csv(store / "sweep.csv")
+    rows = read_table(store, "sweep")
     assert rows.depth.tolist() == [1, 2] and rows.test_acc.between(0, 1).all()
     assert "depth=1" in out and "test_acc" in out.splitlines()[0]
     code, out, err = run(capsys, "sweep", "--grid", "depth", "--out", str(store))

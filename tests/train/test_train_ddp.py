@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
+
+from vitbench.store import read_table
 
 # Same data and global batch (1024 images: 32 batches of 32, no padding by the sampler); no
 # dropout or mixup, so nothing random differs. The MLP baseline: a ViT's first epoch agrees as
@@ -40,12 +41,12 @@ def test_two_gloo_processes_give_the_metrics_of_one(tmp_path) -> None:
     assert two["test_acc"] == pytest.approx(one["test_acc"], abs=1.5 / 360)  # at most one image
     assert two["test_loss"] == pytest.approx(one["test_loss"], rel=1e-5)
     assert sum(map(sum, two["confusion"])) == 360
-    e1 = pd.read_csv(tmp_path / "one" / "train_epochs.csv")
-    e2 = pd.read_csv(tmp_path / "two" / "train_epochs.csv")
+    e1 = read_table(tmp_path / "one", "train_epochs")
+    e2 = read_table(tmp_path / "two", "train_epochs")
     assert len(e2) == 5 and list(e2.train_images) == [1024] * 5  # rank 0 wrote the global count
     for col in ("train_loss", "val_loss", "lr"):
         assert e2[col].tolist() == pytest.approx(e1[col].tolist(), rel=1e-5)
     for col in ("train_acc", "val_acc"):
         assert e2[col].tolist() == pytest.approx(e1[col].tolist(), abs=1.5 / 180)
-    assert len(pd.read_csv(tmp_path / "two" / "train_runs.csv")) == 1
+    assert len(read_table(tmp_path / "two", "train_runs")) == 1
     assert len(list((tmp_path / "two" / "runs").iterdir())) == 1

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from vitbench.errors import VitbenchError
 from vitbench.measure.closed_form import ViTShape, vit_macs, vit_params
+from vitbench.store import Claim, claim, holder, open_store
 from vitbench.train import TrainConfig, load_data, train
 from vitbench.train.recipe import DEFAULT_MODEL_KWARGS
 from vitbench.zoo import create_model
 
 SHORT = dict(epochs=10, lr=3e-3, device="cpu")  # CPU: a re-evaluation must agree exactly
+TINY = dict(epochs=2, subset=64, batch_size=32, device="cpu", threads=1,
+            model_kwargs=dict(depth=1, embed_dim=16, num_heads=2))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("store")
-    return train(TrainConfig(**SHORT), out=out), out
+    store = open_store(tmp_path_factory.mktemp("store"))
+    return train(TrainConfig(**SHORT), store=store), store
 
 
 def test_a_short_run_beats_chance_by_a_wide_margin(short_run) -> None:
@@ -29,9 +33,9 @@ def test_a_short_run_beats_chance_by_a_wide_margin(short_run) -> None:
 
 
 def test_stored_rows_agree_with_an_independent_evaluation(short_run) -> None:
-    result, out = short_run
-    epochs = pd.read_csv(out / "train_epochs.csv")
-    runs = pd.read_csv(out / "train_runs.csv")
+    result, store = short_run
+    epochs = store.read("train_epochs")
+    runs = store.read("train_runs")
     assert list(epochs.epoch) == list(range(1, 11)) and set(epochs.run_id) == {result.run_id}
     assert len(runs) == 1 and runs.run_id[0] == result.run_id
     assert runs.env_device_type[0] == "cpu"
@@ -72,17 +76,18 @@ def test_resume_ends_exactly_where_the_uninterrupted_run_does(tmp_path) -> None:
     # dropout and mixup draw random numbers: resuming must restore every generator
     # bit-identical on the CPU; CUDA kernels are not deterministic run to run
     cfg = TrainConfig(epochs=4, subset=192, dropout=0.1, mixup=0.2, lr=2e-3, device="cpu")
-    whole = train(cfg, out=tmp_path / "a")
+    whole = train(cfg, store=open_store(tmp_path / "a"))
 
     def stop_after_two(rec: dict) -> None:
         if rec["epoch"] == 2:
             raise Interrupt
 
-    out = tmp_path / "b"
+    store = open_store(tmp_path / "b")
     with pytest.raises(Interrupt):
-        train(cfg, out=out, on_epoch=stop_after_two)
-    (run_dir,) = (out / "runs").iterdir()
-    resumed = train(resume=run_dir, out=out)
+        train(cfg, store=store, on_epoch=stop_after_two)
+    (run_dir,) = (tmp_path / "b" / "runs").iterdir()
+    assert holder(store, "train_run", run_dir.name) is None  # the interrupted run let go
+    resumed = train(resume=run_dir.name, store=store)
     assert resumed.run_id == run_dir.name
     a, b = _weights(whole.model), _weights(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -94,20 +99,40 @@ def test_resume_ends_exactly_where_the_uninterrupted_run_does(tmp_path) -> None:
             eb["val_acc"],
             eb["lr"],
         )
-    epochs = pd.read_csv(out / "train_epochs.csv")
-    assert list(epochs.epoch) == [1, 2, 3, 4]  # each epoch stored once
-    assert len(pd.read_csv(out / "train_runs.csv")) == 1
+    assert list(store.read("train_epochs").epoch) == [1, 2, 3, 4]  # each epoch stored once
+    assert len(store.read("train_runs")) == 1
+    assert holder(store, "train_run", run_dir.name).status == "done"
+
+
+def test_a_second_resume_of_a_running_run_is_refused_in_one_line(tmp_path) -> None:
+    store = open_store(tmp_path)
+
+    def stop(rec: dict) -> None:
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(TrainConfig(**TINY), store=store, on_epoch=stop)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    running = claim(store, "train_run", run_dir.name)  # as if another process were training it
+    assert isinstance(running, Claim)
+    with pytest.raises(VitbenchError, match=f"already running in process {os.getpid()} on "):
+        train(resume=run_dir.name, store=store)
+    assert store.counts()["train_epochs"] == 1  # nothing trained or stored
+    running.release()
+    assert train(resume=run_dir.name, store=store).run_id == run_dir.name
+    with pytest.raises(VitbenchError, match="has finished"):
+        train(resume=run_dir.name, store=store)
 
 
 def test_the_mlp_baseline_and_an_adapted_timm_vit_train_the_same_way(tmp_path) -> None:
-    mlp = train(TrainConfig(model="scratch_mlp", epochs=3, lr=2e-3), out=None)
+    mlp = train(TrainConfig(model="scratch_mlp", epochs=3, lr=2e-3))
     assert mlp.test_acc > 0.6 and mlp.run_dir is None
     # timm's ImageNet ViT reshaped to 16x16 one-channel digits, gradient checkpointing on
     vit = train(
         TrainConfig(model="vit_tiny_patch16_224", img_size=16, epochs=1, subset=128,
                     model_kwargs=dict(patch_size=4, embed_dim=32, depth=2, num_heads=2),
                     grad_checkpointing=True),
-        out=tmp_path,
+        store=open_store(tmp_path),
     )  # fmt: skip
     assert vit.record["img_size"] == 16 and vit.record["in_chans"] == 1
     assert vit.record["num_classes"] == 10 and 0 <= vit.test_acc <= 1
@@ -116,10 +141,10 @@ def test_the_mlp_baseline_and_an_adapted_timm_vit_train_the_same_way(tmp_path) -
 
 def test_options_that_cannot_run_are_user_errors() -> None:
     with pytest.raises(VitbenchError, match="gradient checkpointing"):
-        train(TrainConfig(epochs=1, subset=64, grad_checkpointing=True), out=None)
+        train(TrainConfig(epochs=1, subset=64, grad_checkpointing=True))
     with pytest.raises(VitbenchError, match="fp16"):
-        train(TrainConfig(epochs=1, subset=64, precision="fp16", device="cpu"), out=None)
+        train(TrainConfig(epochs=1, subset=64, precision="fp16", device="cpu"))
     with pytest.raises(VitbenchError, match="does not accept"):
-        train(TrainConfig(model="scratch_mlp", epochs=1, drop_path=0.1), out=None)
+        train(TrainConfig(model="scratch_mlp", epochs=1, drop_path=0.1))
     with pytest.raises(VitbenchError, match="no batch"):
-        train(TrainConfig(epochs=1, subset=32, mixup=0.2), out=None)
+        train(TrainConfig(epochs=1, subset=32, mixup=0.2))

@@ -1,25 +1,23 @@
 """`vitbench train` and `vitbench sweep`: parse options, call the training library, print.
 
 `train` runs data-parallel under ``torchrun --nproc_per_node N -m vitbench train ...``; only rank 0
-prints and writes.
+prints and writes. torch loads only when a command runs, so other commands start without it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import Progress
 
-from vitbench import store
 from vitbench.cli.app import app
 from vitbench.cli.output import OutputFormat, emit, info, progress_bar, scaled
-from vitbench.errors import VitbenchError
-from vitbench.train.data import DATASETS
-from vitbench.train.recipe import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, TrainConfig
-from vitbench.zoo import parse_kwargs, resolve_name
+from vitbench.cli.store_options import open_for_writing, out_option, print_on_failure, store_option
+from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS
 
 DATASET_HELP = f"Dataset: {', '.join(DATASETS)} (digits and photos are embedded)."
 MODEL_HELP = (
@@ -30,6 +28,8 @@ MODEL_HELP = (
 
 RUN_COLUMNS = ["model", "dataset", "epochs", "params", "gmacs", "best_val_acc", "test_acc"]
 RUN_COLUMNS += ["test_loss", "train_s"]
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_s"]
+CELL_COLUMNS = ["cell", "params", "gmacs", "best_val_acc", "test_acc", "train_s"]
 
 
 _pct = scaled(100, ".2f", "%")
@@ -42,6 +42,8 @@ FORMATTERS = {
     "gmacs": _g,
     "best_val_acc": _pct,
     "test_acc": _pct,
+    "train_acc": _pct,
+    "val_acc": _pct,
     "mean_test_acc": _pct,
     "min_test_acc": _pct,
     "max_test_acc": _pct,
@@ -60,8 +62,9 @@ def _progress() -> Progress:
 class _Bars:
     """Epoch and batch bars fed by the library's hooks."""
 
-    def __init__(self, bar: Progress) -> None:
+    def __init__(self, bar: Progress, epochs: list[dict[str, Any]]) -> None:
         self.bar = bar
+        self.epochs = epochs  # the epoch rows finished, in the store
         self.epoch_task = bar.add_task("epochs", total=None)
         self.batch_task = bar.add_task("batches", total=None)
 
@@ -72,20 +75,19 @@ class _Bars:
         self.bar.update(self.batch_task, completed=step, total=steps)
 
     def on_epoch(self, rec: dict[str, Any]) -> None:
+        self.epochs.append(rec)
         desc = f"epoch {rec['epoch']}/{rec['epochs']} val acc {100 * rec['val_acc']:.1f}%"
         self.bar.update(self.epoch_task, completed=rec["epoch"], total=rec["epochs"])
         self.bar.update(self.epoch_task, description=desc)
 
 
-def _resume_path(resume: str, out: Path) -> Path:
-    """A run id under ``<out>/runs``, a run directory, or a ``last.safetensors`` file."""
-    path = Path(resume)
-    if path.exists():
-        return path
-    candidate = out / "runs" / resume
-    if candidate.is_dir():
-        return candidate
-    raise VitbenchError(f"nothing to resume at '{resume}' (neither a path nor a run in {out}/runs)")
+def _show_epochs(rows: Sequence[dict[str, Any]], run: str) -> None:
+    emit(rows, OutputFormat.table, columns=EPOCH_COLUMNS, title="epochs", formatters=FORMATTERS)
+    info(f"continue the run with --resume {run}")
+
+
+def _show_cells(rows: Sequence[dict[str, Any]]) -> None:
+    emit(rows, OutputFormat.table, columns=CELL_COLUMNS, title="cells", formatters=FORMATTERS)
 
 
 @app.command("train")
@@ -124,20 +126,20 @@ def train_cmd(
     threads: int = typer.Option(None, help="CPU threads (default: torch's; recorded)."),
     resume: str = typer.Option(
         None,
-        help="Continue an interrupted run (its id, directory or last.safetensors) with the "
-        "config stored in it; other options are then ignored.",
+        help="Continue an interrupted run (its id under <out>/runs, its directory or its "
+        "last.safetensors) with the config stored in it; other options are then ignored.",
     ),
-    out: Path = typer.Option(store.DEFAULT_STORE, help="Results store directory."),
+    out: Path = out_option(),
+    store_url: str = store_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
-    """Train a model; per-epoch and final rows go to the store, the final record to stdout."""
-    from vitbench.train import train
+    """Train a model; each epoch and the final row go to the store, the final record to stdout."""
+    from vitbench.store import new_run_id
+    from vitbench.train import TrainConfig, train
+    from vitbench.zoo import parse_kwargs, resolve_name
 
-    if resume is not None:
-        path = _resume_path(resume, out)
-        cfg = None
-    else:
-        path = None
+    cfg = None
+    if resume is None:
         cfg = TrainConfig(
             dataset=dataset,
             data_dir=str(data_dir) if data_dir else None,
@@ -171,9 +173,22 @@ def train_cmd(
             threads=threads,
         )
         cfg.validate()
-    with _progress() as bar:
-        bars = _Bars(bar)
-        result = train(cfg, out=out, resume=path, on_batch=bars.on_batch, on_epoch=bars.on_epoch)
+    run_id = None if resume else new_run_id()
+    finished: list[dict[str, Any]] = []
+    with (
+        open_for_writing(out, store_url) as store,
+        print_on_failure(finished, lambda rows: _show_epochs(rows, resume or run_id)),
+        _progress() as bar,
+    ):
+        bars = _Bars(bar, finished)
+        result = train(
+            cfg,
+            store=store,
+            resume=resume,
+            run_id=run_id,
+            on_batch=bars.on_batch,
+            on_epoch=bars.on_epoch,
+        )
     if not _is_main():
         return
     rec = result.record
@@ -185,7 +200,7 @@ def train_cmd(
         [{"run_id": result.run_id, **rec}],
         fmt,
         columns=RUN_COLUMNS,
-        title=f"train (params in M) -> {out}",
+        title=f"train (params in M) -> {store.label}",
         formatters=FORMATTERS,
     )
 
@@ -214,12 +229,15 @@ def sweep_cmd(
     precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on CUDA only)."),
     workers: int = typer.Option(0, help="Data loader worker processes."),
     threads: int = typer.Option(None, help="CPU threads (default: torch's; recorded)."),
-    out: Path = typer.Option(store.DEFAULT_STORE, help="Results store directory."),
+    out: Path = out_option(),
+    store_url: str = store_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
-    """Train a grid of cells; cells already in the store are skipped. Other train options can
-    be swept with a single value, e.g. --grid mixup=0.2."""
+    """Train a grid of cells; cells already in the store, or that another sweep is training,
+    are skipped. Other train options can be swept with a single value, e.g. --grid mixup=0.2."""
+    from vitbench.train import TrainConfig
     from vitbench.train.sweep import parse_grid, sweep
+    from vitbench.zoo import parse_kwargs, resolve_name
 
     grid_values = parse_grid(grid)
     if "model" in grid_values:
@@ -242,28 +260,34 @@ def sweep_cmd(
         threads=threads,
     )
     base.validate()
-    with _progress() as bar:
-        bars = _Bars(bar)
+    cells: list[dict[str, Any]] = []
+    with (
+        open_for_writing(out, store_url) as store,
+        print_on_failure(cells, _show_cells),
+        _progress() as bar,
+    ):
+        bars = _Bars(bar, [])
 
-        def on_cell(i: int, n: int, label: str, skipped: bool) -> None:
-            verb = "in the store, skipped" if skipped else "training"
-            info(f"cell {i}/{n} {label}: {verb}")
+        def on_cell(i: int, n: int, label: str, what: str) -> None:
+            info(f"cell {i}/{n} {label}: {what}")
             bars.restart(label)
 
         result = sweep(
             base,
             grid_values,
-            out=out,
+            store=store,
             on_cell=on_cell,
+            on_row=cells.append,
             on_batch=bars.on_batch,
             on_epoch=bars.on_epoch,
         )
-    if not _is_main():
-        return
+    if result.claimed:
+        info(f"{len(result.claimed)} cell(s) left to the sweeps training them")
     if result.plot is not None:
         info(f"sweep {result.sweep_id}: plot and effects in {result.plot.parent}")
-    cols = ["cell", "params", "gmacs", "best_val_acc", "test_acc", "train_s"]
-    emit(result.cells, fmt, columns=cols, title="sweep (params in M)", formatters=FORMATTERS)
+    emit(
+        result.cells, fmt, columns=CELL_COLUMNS, title="sweep (params in M)", formatters=FORMATTERS
+    )
     if fmt is OutputFormat.table:
         emit(
             result.effects,

@@ -1,19 +1,44 @@
-"""Training vision transformers: data, recipe, engine, checkpoints, sweeps."""
+"""Training vision transformers: data, recipe, engine, checkpoints, sweeps.
 
-from vitbench.train.data import DATASETS, DataBundle, load_data
-from vitbench.train.recipe import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, TrainConfig
-from vitbench.train.run import TrainResult, train
-from vitbench.train.sweep import SweepResult, sweep
+Names are imported on first use, so ``vitbench.train.defaults`` (read by the command line's
+help) loads without torch.
+"""
 
-__all__ = [
-    "DATASETS",
-    "DEFAULT_MODEL",
-    "DEFAULT_MODEL_KWARGS",
-    "DataBundle",
-    "SweepResult",
-    "TrainConfig",
-    "TrainResult",
-    "load_data",
-    "sweep",
-    "train",
-]
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from types import ModuleType
+from typing import Any
+
+_HOMES = {
+    "DATASETS": "defaults",
+    "DEFAULT_MODEL": "defaults",
+    "DEFAULT_MODEL_KWARGS": "defaults",
+    "DataBundle": "data",
+    "load_data": "data",
+    "TrainConfig": "recipe",
+    "TrainResult": "run",
+    "train": "run",
+    "SweepResult": "sweep",
+    "sweep": "sweep",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+class _Package(ModuleType):
+    """Keeps ``vitbench.train.sweep`` the function when the submodule of that name loads."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not (name in _HOMES and isinstance(value, ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

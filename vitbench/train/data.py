@@ -21,18 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from vitbench.errors import DataError
-
-#: dataset name -> (native side, native channels); imagefolder's side is only a default
-NATIVE = {
-    "digits": (8, 1),
-    "photos": (32, 3),
-    "mnist": (28, 1),
-    "fashion_mnist": (28, 1),
-    "cifar10": (32, 3),
-    "cifar100": (32, 3),
-    "imagefolder": (224, 3),
-}
-DATASETS = tuple(NATIVE)
+from vitbench.train.defaults import DATASETS, NATIVE
 
 #: published per-channel statistics of the local torchvision datasets (train split, [0, 1] pixels)
 STATS = {

@@ -35,13 +35,22 @@ class DistEnv:
         return self.world > 1
 
 
+def default_device(device: str | None) -> str:
+    """``device``, or cuda when available, else cpu."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def world_size() -> int:
+    """How many processes torchrun started (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup(device: str | None) -> DistEnv:
     """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA), if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    kind = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(kind)
+    dev = torch.device(default_device(device))
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise VitbenchError("--device cuda asked for, but no CUDA device is available")

@@ -19,14 +19,9 @@ import torch
 from torch import nn
 
 from vitbench.errors import VitbenchError
-from vitbench.train.data import DATASETS
+from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS
 from vitbench.zoo import ModelSpec
 
-#: the default model: a from-scratch ViT-Ti shrunk to 8 x 8 one-channel digits (16 tokens of 2x2)
-DEFAULT_MODEL = "scratch_vit_tiny_patch16_224"
-DEFAULT_MODEL_KWARGS: dict[str, Any] = dict(
-    patch_size=2, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0
-)
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 

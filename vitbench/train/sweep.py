@@ -1,18 +1,25 @@
-"""A grid of training runs over model hyperparameters and recipe options, resumable.
+"""A grid of training runs over model hyperparameters and recipe options, resumable, shareable.
 
 Each grid key is either a :class:`TrainConfig` field (``lr``, ``epochs``, ``mixup``, ``model``...)
 or a model keyword that timm or the scratch library understands (``embed_dim``, ``patch_size``,
 ``depth``, ``num_heads``...). Every cell is a full training run (its epochs and final row go to
-``train_epochs`` and ``train_runs``) and one row of the ``sweep`` table. A cell whose config
-fingerprint is already in the store's ``sweep`` table is not trained again, so an interrupted
-sweep picks up where it stopped.
+``train_epochs`` and ``train_runs``) and one row of the ``sweep`` table, keyed by the cell's
+config fingerprint. A cell is trained once per store:
+
+- a cell in the ``sweep`` table is taken from it;
+- otherwise the cell is claimed (``sweep_cell``, its fingerprint) before it trains, and the
+  claim names the run training it. A cell a live process holds is left to that process; a
+  cell whose process died is taken over: its run's stored result becomes the sweep row, or its
+  checkpoint is resumed, or (neither) it trains afresh.
+
+So sweeps started together on one grid and one store share the cells, and a sweep interrupted
+or extended picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,29 +27,30 @@ from typing import Any
 
 import pandas as pd
 
-from vitbench import store
 from vitbench.errors import VitbenchError
-from vitbench.train import plots
+from vitbench.store import Claim, Holder, Recorder, Store, claim, environment, new_run_id
+from vitbench.store.claims import DONE
+from vitbench.train import checkpoint as ckpt
+from vitbench.train import distributed, plots
 from vitbench.train.recipe import TrainConfig
-from vitbench.train.run import BatchHook, EpochHook, run_dir, train
+from vitbench.train.run import BatchHook, EpochHook, TrainResult, run_dir, train
 from vitbench.zoo import parse_kwargs
 
+#: the columns of a sweep row copied from its run's ``train_runs`` row
+RUN_COLUMNS = ("params", "gmacs", "best_val_acc", "test_acc", "test_loss", "train_s")
 #: columns of a sweep row that a grid key must not shadow
-RESULT_COLUMNS = (
-    "cell",
-    "cell_run_id",
-    "params",
-    "gmacs",
-    "best_val_acc",
-    "test_acc",
-    "test_loss",
-    "train_s",
-    "config_hash",
-)
+RESULT_COLUMNS = ("cell", "cell_run_id", *RUN_COLUMNS, "config_hash")
+#: what happens to a cell, as ``on_cell`` hears it (besides resuming and claimed cells)
+STORED, TRAINING = "in the store, skipped", "training"
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model_kwargs"}
 
-#: called before each cell with (index from 1, number of cells, label, skipped)
-CellHook = Callable[[int, int, str, bool], None]
+#: the claim kind under which a cell trains (its key: the config fingerprint)
+CELL_CLAIM = "sweep_cell"
+
+#: called before each cell with (index from 1, number of cells, label, what happens to it)
+CellHook = Callable[[int, int, str, str], None]
+#: called with each cell's sweep row once it is stored (or found in the store)
+RowHook = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -52,6 +60,7 @@ class SweepResult:
     effects: list[dict[str, Any]]  # accuracy by value of each hyperparameter
     keys: list[str]
     plot: Path | None
+    claimed: dict[str, str]  # label -> holder, for the cells live processes are training
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
@@ -111,70 +120,128 @@ def effects(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[st
     return out
 
 
-def _stored_cells(out: Path | None) -> dict[str, dict[str, Any]]:
-    """Sweep rows already in the store, by config fingerprint (latest wins)."""
-    if out is None:
-        return {}
-    table = store.read_table(out, "sweep")
-    if table.empty or "config_hash" not in table:
-        return {}
-    rows = table.to_dict("records")
-    clean = [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-        for r in rows
-    ]
-    return {str(r["config_hash"]): r for r in clean}
+def _sweep_row(
+    cfg: TrainConfig, cell: dict[str, Any], label: str, run_id: str, record: dict[str, Any]
+) -> dict[str, Any]:
+    """A cell's sweep row from the ``train_runs`` record of the run that trained it."""
+    return {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        **cell,
+        "cell": label,
+        "cell_run_id": run_id,
+        **{k: record[k] for k in RUN_COLUMNS},
+        "config_hash": cfg.fingerprint(),
+    }
+
+
+@dataclass
+class _Cells:
+    """Takes each cell of one sweep from the store, trains it under a claim, or leaves it."""
+
+    store: Store
+    sweep_id: str
+    stored: dict[str, dict[str, Any]]  # sweep rows by fingerprint, as read when the sweep began
+    on_batch: BatchHook | None
+    on_epoch: EpochHook | None
+
+    def row(
+        self, cfg: TrainConfig, cell: dict[str, Any], label: str, say: Callable[[str], None]
+    ) -> dict[str, Any] | Holder:
+        """The cell's sweep row, or the live holder of its claim; ``say`` tells what happens."""
+        fp = cfg.fingerprint()
+        if fp in self.stored:
+            say(STORED)
+            return {**self.stored[fp], **cell}
+        job = claim(self.store, CELL_CLAIM, fp)
+        if isinstance(job, Claim):
+            with job:
+                return self._claimed(cfg, cell, label, job, say)
+        if job.status != DONE:
+            say(f"claimed by {job.describe()}, skipped")
+            return job
+        rows = self.store.rows("sweep", config_hash=fp)  # stored since the sweep began
+        if not rows:
+            raise VitbenchError(f"cell {label} is done in the store but its sweep row is missing")
+        say(STORED)
+        return {**rows[0], **cell}
+
+    def _claimed(
+        self,
+        cfg: TrainConfig,
+        cell: dict[str, Any],
+        label: str,
+        job: Claim,
+        say: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """Finish a claimed cell: store the run a dead holder finished, resume it, or train."""
+        run_id = job.payload.get("run_id")
+        finished = self.store.rows("train_runs", run_id=run_id) if run_id else []
+        if finished:
+            say(f"run {run_id} finished before its process died; storing it")
+            record = finished[0]
+        elif run_id and (run_dir(self.store.artifacts, run_id) / ckpt.STATE_FILE).is_file():
+            say(f"resuming run {run_id}")
+            record = self._train(resume=run_id).record
+        else:
+            run_id = new_run_id()
+            job.update(run_id=run_id)  # before training, so a successor finds the run
+            say(TRAINING)
+            record = self._train(cfg, run_id=run_id).record
+        env = environment(distributed.default_device(cfg.device))
+        recorder = Recorder(self.store, env, self.sweep_id)
+        return recorder.write("sweep", [_sweep_row(cfg, cell, label, run_id, record)])[0]
+
+    def _train(self, config: TrainConfig | None = None, **how: Any) -> TrainResult:
+        return train(
+            config, store=self.store, on_batch=self.on_batch, on_epoch=self.on_epoch, **how
+        )
 
 
 def sweep(
     base: TrainConfig,
     grid: dict[str, list[Any]],
     *,
-    out: str | Path | None = store.DEFAULT_STORE,
+    store: Store,
     on_cell: CellHook | None = None,
+    on_row: RowHook | None = None,
     on_batch: BatchHook | None = None,
     on_epoch: EpochHook | None = None,
 ) -> SweepResult:
-    """Train every cell of ``grid`` over ``base`` that the store lacks; return all cells."""
-    out = Path(out) if out is not None else None
+    """Train every cell of ``grid`` over ``base`` that ``store`` lacks and no live process holds.
+
+    Returns the cells stored (now or before) with the effect of each grid key over them; the
+    cells other processes are training are in ``claimed``. The plot and ``effects.csv`` go to
+    ``store.artifacts/runs/<sweep_id>/``.
+    """
+    if distributed.world_size() > 1:
+        raise VitbenchError("a sweep runs in one process; start several sweeps on one store")
     configs = [(cell, cell_config(base, cell)) for cell in cells_of(grid)]
-    done = _stored_cells(out)
-    sweep_id = store.new_run_id()
+    stored = {str(r["config_hash"]): r for r in store.rows("sweep")}
+    sweep_id = new_run_id()
+    cells = _Cells(store, sweep_id, stored, on_batch, on_epoch)
     keys = list(grid)
     rows: list[dict[str, Any]] = []
+    claimed: dict[str, str] = {}
     for i, (cell, cfg) in enumerate(configs, 1):
         label = ",".join(f"{k}={v}" for k, v in cell.items())
-        fp = cfg.fingerprint()
-        if on_cell is not None:
-            on_cell(i, len(configs), label, fp in done)
-        if fp in done:
-            rows.append({**done[fp], **cell})
+
+        def say(what: str, i: int = i, label: str = label) -> None:
+            if on_cell is not None:
+                on_cell(i, len(configs), label, what)
+
+        row = cells.row(cfg, cell, label, say)
+        if isinstance(row, Holder):
+            claimed[label] = row.describe()
             continue
-        result = train(cfg, out=out, on_batch=on_batch, on_epoch=on_epoch)
-        rec = result.record
-        row = {
-            "model": cfg.model,
-            "dataset": cfg.dataset,
-            **cell,
-            "cell": label,
-            "cell_run_id": result.run_id,
-            "params": rec["params"],
-            "gmacs": rec["gmacs"],
-            "best_val_acc": rec["best_val_acc"],
-            "test_acc": rec["test_acc"],
-            "test_loss": rec["test_loss"],
-            "train_s": rec["train_s"],
-            "config_hash": fp,
-        }
-        if out is not None:
-            env = store.environment(result.device)
-            store.append_records(store.stamp_records([row], sweep_id, env), out, "sweep")
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
     table = effects(rows, keys)
     plot = None
-    if out is not None:
-        rdir = run_dir(out, sweep_id)
+    if rows:
+        rdir = run_dir(store.artifacts, sweep_id)
         rdir.mkdir(parents=True, exist_ok=True)
         plot = plots.accuracy_vs_gmacs(rows, rdir / "accuracy_vs_gmacs.png", keys)
         pd.DataFrame(table).to_csv(rdir / "effects.csv", index=False)
-    return SweepResult(sweep_id, rows, table, keys, plot)
+    return SweepResult(sweep_id, rows, table, keys, plot, claimed)
