@@ -13,9 +13,10 @@ from vitbench.attention import ImageSource, analyze_attention
 from vitbench.attention.images import image_batches
 from vitbench.attention.plots import write_plots
 from vitbench.errors import VitbenchError
-from vitbench.store import read_table
+from vitbench.store import open_store, read_table
 
 TINY = dict(img_size=32, model_kwargs={"depth": 2})
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_records_one_per_layer_and_head_with_importance_and_clusters(tmp_path):
@@ -34,23 +35,46 @@ def test_records_one_per_layer_and_head_with_importance_and_clusters(tmp_path):
     assert {r["cluster"] for r in a.records} <= set(range(12))
     assert a.rollout.shape == (5, 2, 2) and a.rollout_pixels.shape == (5, 32, 32, 3)
     assert np.allclose(a.rollout.sum(axis=(1, 2)) <= 1.0 + 1e-6, True)
+    assert a.figures == {} and all(r["rollout_figure"] is None for r in a.records)
     paths = write_plots(a, tmp_path)
-    assert len(paths) == 4 and all(p.stat().st_size > 0 for p in paths)
+    assert len(paths) == 4 and all(p.stat().st_size > 0 for p in paths.values())
 
 
-def test_window_attention_has_no_rollout_but_all_metrics(tmp_path):
-    a = analyze_attention(
-        "swin_tiny_patch4_window7_224",
-        ImageSource("sample"),
-        img_size=56,
-        model_kwargs=dict(depths=(1, 1, 1, 1), embed_dim=16, num_heads=(1, 1, 1, 1)),
-        n_images=3,
-        batch_size=3,
-        importance="none",
-    )
+def test_one_analysis_stores_its_rows_and_its_rollout_figure(store_url, tmp_path):
+    with open_store(store_url) as st:
+        a = analyze_attention(
+            "vit_small_patch16_224", n_images=2, importance="none", store=st, plots_dir=tmp_path,
+            **TINY,
+        )  # fmt: skip
+    rows = read_table(store_url, "attention")
+    assert len(rows) == len(a.records) == 12 and set(rows["run_id"]) == {a.run_id}
+    name = a.figures["rollout"].name
+    assert set(rows["rollout_figure"]) == {name} and (tmp_path / name).is_file()
+    figures = read_table(store_url, "figures")
+    assert list(zip(figures["run_id"], figures["name"], strict=True)) == [(a.run_id, name)]
+    data = bytes(figures["data"].iloc[0])
+    assert data.startswith(PNG) and data == (tmp_path / name).read_bytes()
+
+
+def test_window_attention_has_no_rollout_but_all_metrics(store):
+    with open_store(store) as st:
+        a = analyze_attention(
+            "swin_tiny_patch4_window7_224",
+            ImageSource("sample"),
+            img_size=56,
+            model_kwargs=dict(depths=(1, 1, 1, 1), embed_dim=16, num_heads=(1, 1, 1, 1)),
+            n_images=3,
+            batch_size=3,
+            importance="none",
+            store=st,
+        )
     assert a.rollout is None and any("rollout" in n for n in a.notes)
     assert a.records[0]["attention_kind"] == "window" and a.records[0]["labels"] is None
-    assert len(write_plots(a, tmp_path)) == 3
+    assert sorted(a.figures) == ["attention_distance", "attention_entropy", "head_clusters"]
+    assert a.figures["head_clusters"].parent == store / "plots" / a.run_id
+    rows = read_table(store, "attention")
+    assert len(rows) == len(a.records) and "rollout_figure" not in rows
+    assert read_table(store, "figures").empty
 
 
 def test_image_folders_are_resized_to_the_model(tmp_path):
@@ -94,6 +118,32 @@ def test_cli_writes_the_attention_table_and_the_figures(cli, store, tmp_path, ca
     assert len(table) == 12 and table["mean_distance_px"].notna().all()
     assert table["env_torch"].iloc[0] == torch.__version__
     assert len(list(plots.glob("*.png"))) == 4
+    figure = read_table(store, "figures").iloc[0]
+    assert (
+        set(table["rollout_figure"]) == {figure["name"]} and figure["run_id"] == rows[0]["run_id"]
+    )
+    assert bytes(figure["data"]).startswith(PNG) and (plots / figure["name"]).is_file()
+
+
+def test_cli_default_figures_go_beside_the_store_and_no_save_writes_nothing(cli, store):
+    args = ["analyze", "attention", "vit_small_patch16_224", "--img-size", "32"]
+    args += ["--model-kwargs", "depth=2", "-n", "2", "--importance", "none", "--out", str(store)]
+    result = cli(args)
+    assert result.exit_code == 0, result.output
+    run_id = read_table(store, "attention")["run_id"].iloc[0]
+    assert len(list((store / "plots" / run_id).glob("*.png"))) == 4
+    unsaved = store / "unsaved"
+    result = cli(args[:-1] + [str(unsaved), "--no-save"])
+    assert result.exit_code == 0, result.output
+    assert not unsaved.exists()
+
+
+def test_cli_checks_the_store_before_building_the_model(cli, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    cannot_build = ["--model-kwargs", "embed_dim=100,num_heads=3"]  # would fail second
+    result = cli(["analyze", "attention", "vit-s", *cannot_build, "--store", str(junk)])
+    assert result.exit_code != 0 and "not a vitbench store" in str(result.exception)
 
 
 def test_cli_rejects_two_image_sources(cli, store):

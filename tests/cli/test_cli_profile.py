@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from vitbench.cli import main
 from vitbench.measure.closed_form import ViTShape, vit_macs
+from vitbench.store import DB_FILE, read_table
 
 TINY = ["--img-size", "32", "--model-kwargs", "patch_size=8,embed_dim=32,depth=1,num_heads=2"]
 
@@ -21,6 +24,11 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         main(list(argv))
     out, err = capsys.readouterr()
     return exit_info.value.code, out, err
+
+
+def stored(directory: Path, table: str = "profile") -> pd.DataFrame:
+    """The rows of a results directory's store; empty when there is no store at all."""
+    return read_table(directory, table) if (directory / DB_FILE).exists() else pd.DataFrame()
 
 
 def test_count_only_json_records(capsys, store) -> None:
@@ -38,8 +46,9 @@ def test_count_only_json_records(capsys, store) -> None:
         assert r["macs"] == vit_macs(shape)  # per sample
         assert r["macs_batch"] == r["macs"] * r["batch_size"]
         assert "latency_median_ms" not in r  # a count-only run never times
-    stored = pd.read_csv(store / "profile.csv")
-    assert len(stored) == 2 and stored["env_torch"].notna().all()
+    rows_in_store = stored(store)
+    assert len(rows_in_store) == 2 and rows_in_store["env_torch"].notna().all()
+    assert list(rows_in_store["point"]) == [r["point"] for r in rows] == [0, 1]
 
 
 def test_timed_run_on_a_toy_model(capsys, store) -> None:
@@ -63,8 +72,8 @@ def test_sweep_fits_and_appends(capsys, store) -> None:
     for _ in range(2):
         code, out, err = run(capsys, *args, "--out", str(store))
         assert code == 0, err
-    assert len(pd.read_csv(store / "profile.csv")) == 6  # appended, not overwritten
-    fits = pd.read_csv(store / "profile_fit.csv")
+    assert len(stored(store)) == 6  # added, not overwritten
+    fits = stored(store, "profile_fit")
     macs_fit = fits[fits["metric"] == "macs"].iloc[0]
     assert 1.0 < macs_fit["exponent"] < 2.0
     assert "power-law" in out
@@ -87,7 +96,47 @@ def test_bad_input_is_one_line_and_exit_2(capsys, store, argv, needle) -> None:
     assert code == 2
     assert needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    assert not (store / "profile.csv").exists()
+    assert stored(store).empty
+
+
+def test_a_failing_model_keeps_and_prints_the_models_before_it(capsys, store) -> None:
+    code, out, err = run(
+        capsys, "profile", "vit_tiny_patch16_224", "deit_tiny_patch16_224",
+        "swin_tiny_patch4_window7_224", "--model-kwargs", "depth=2", "--img-size", "64",
+        "--metrics", "params,flops,latency", "--budget", "0.1", "--warmup", "0", "--threads", "1",
+        "--format", "json", "--out", str(store),
+    )  # fmt: skip
+    assert code == 2 and "swin_tiny_patch4_window7_224" in err.splitlines()[-1]
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert [r["model"] for r in printed] == ["vit_tiny_patch16_224", "deit_tiny_patch16_224"]
+    assert "2 record(s) finished before the failure" in err
+    rows = stored(store)
+    assert list(rows["model"]) == [r["model"] for r in printed]
+    assert rows["latency_median_ms"].notna().all() and (rows["status"] == "ok").all()
+
+
+def _random_bytes(path: Path) -> Path:
+    path.write_bytes(os.urandom(4096))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("where", "needle"),
+    [
+        (lambda tmp: ["--out", str(_random_bytes(tmp / "file") / "results")], "cannot create"),
+        (lambda tmp: ["--store", str(_random_bytes(tmp / "junk.db"))], "not a vitbench store"),
+    ],
+    ids=["out-under-a-file", "random-bytes"],
+)
+def test_an_unusable_store_fails_before_anything_is_built(capsys, tmp_path, where, needle):
+    # the model kwargs cannot build: an error about them would mean the store came second
+    bad_model = ["--model-kwargs", "embed_dim=100,num_heads=3"]
+    store_args = where(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    code, out, err = run(capsys, "profile", "vit-ti", *bad_model, *store_args)
+    assert code == 2 and needle in err and "cannot build" not in err
+    assert len(err.strip().splitlines()) == 1 and out == ""
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_models_lists_aliases_and_counts(capsys) -> None:

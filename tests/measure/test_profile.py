@@ -1,6 +1,9 @@
-"""The profile sweep as a library: records per point, out-of-memory back-off, validation."""
+"""The profile sweep as a library: records per point, out-of-memory back-off, validation, and
+each point stored the moment it is measured."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import torch
@@ -8,9 +11,17 @@ import torch
 from vitbench.errors import VitbenchError
 from vitbench.measure import profile as profile_mod
 from vitbench.measure.profile import ProfileOptions, profile
+from vitbench.store import SCHEMA_VERSION, open_store, read_table
 
 TINY = dict(patch_size=8, embed_dim=32, depth=1, num_heads=2)
 QUICK = dict(img_sizes=(32,), model_kwargs=TINY, budget_s=0.05, warmup=0, min_runs=2, threads=1)
+COUNTS = ProfileOptions(
+    metrics=frozenset({"params", "flops"}),
+    batch_sizes=(1, 2),
+    img_sizes=(32, 64),
+    model_kwargs=TINY,
+)
+MODELS = ["vit_tiny_patch16_224", "deit_tiny_patch16_224"]
 
 
 @pytest.fixture
@@ -28,8 +39,9 @@ def oom_above_two(monkeypatch):
 
 def test_out_of_memory_is_recorded_and_the_batch_halved(oom_above_two) -> None:
     opts = ProfileOptions(metrics=frozenset({"params", "latency"}), batch_sizes=(8,), **QUICK)
-    rows = profile(["vit_tiny_patch16_224"], opts)
+    rows = profile(["vit_tiny_patch16_224"], opts).records
     assert [(r["batch_size"], r["status"]) for r in rows] == [(8, "oom"), (4, "oom"), (2, "ok")]
+    assert [r["point"] for r in rows] == [0, 1, 2]
     assert "out of memory" in rows[0]["error"] and rows[2]["latency_median_ms"] > 0
 
 
@@ -37,22 +49,62 @@ def test_without_back_off_one_oom_row_and_the_sweep_goes_on(oom_above_two) -> No
     opts = ProfileOptions(
         metrics=frozenset({"params", "latency"}), batch_sizes=(8, 1), oom_backoff=False, **QUICK
     )
-    rows = profile(["vit_tiny_patch16_224"], opts)
+    rows = profile(["vit_tiny_patch16_224"], opts).records
     assert [(r["batch_size"], r["status"]) for r in rows] == [(8, "oom"), (1, "ok")]
 
 
-def test_one_record_per_model_shape_and_batch() -> None:
-    opts = ProfileOptions(
-        metrics=frozenset({"params", "flops"}),
-        batch_sizes=(1, 2),
-        img_sizes=(32, 64),
-        model_kwargs=TINY,
-    )
-    rows = profile(["vit_tiny_patch16_224", "deit_tiny_patch16_224"], opts)
+def test_one_record_per_model_shape_and_batch_stamped_without_a_store() -> None:
+    run = profile(MODELS, COUNTS)
+    rows = run.records
     assert len(rows) == 2 * 2 * 2
     assert {(r["img_size"], r["tokens"]) for r in rows} == {(32, 17), (64, 65)}
     assert all(r["macs_batch"] == r["macs"] * r["batch_size"] for r in rows)
     assert all(r["fused_attn"] is True and r["threads"] >= 1 for r in rows)
+    assert [r["point"] for r in rows] == list(range(8))
+    assert {r["run_id"] for r in rows} == {run.run_id}
+    assert all(r["schema_version"] == SCHEMA_VERSION and r["env_torch"] for r in rows)
+    assert {f["model"] for f in run.fits} == set(MODELS)
+    assert all(f["run_id"] == run.run_id for f in run.fits)
+
+
+def test_points_and_fits_are_stored(store_url: str) -> None:
+    with open_store(store_url) as st:
+        run = profile(MODELS, COUNTS, store=st)
+    stored = read_table(store_url, "profile")
+    assert list(stored["point"]) == list(range(8))
+    assert list(stored["macs"]) == [r["macs"] for r in run.records]
+    fits = read_table(store_url, "profile_fit")
+    assert len(fits) == len(run.fits) > 0 and set(fits["run_id"]) == {run.run_id}
+
+
+def test_each_point_is_stored_as_it_is_measured(store_url: str) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def interrupt_after_two(row: dict[str, Any]) -> None:
+        seen.append(row)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with open_store(store_url) as st, pytest.raises(KeyboardInterrupt):
+        profile(MODELS, COUNTS, store=st, on_record=interrupt_after_two)
+    stored = read_table(store_url, "profile")
+    assert list(stored["point"]) == [0, 1] and set(stored["run_id"]) == {seen[0]["run_id"]}
+    assert read_table(store_url, "profile_fit").empty  # fits come after the last point
+    with open_store(store_url) as st:
+        again = profile(MODELS, COUNTS, store=st)
+        assert st.counts()["profile"] == 2 + 8
+    stored = read_table(store_url, "profile")
+    assert not stored.duplicated(["run_id", "point"]).any()
+    assert (stored["run_id"] == again.run_id).sum() == 8
+
+
+def test_a_failing_model_keeps_the_points_before_it(store_url: str) -> None:
+    seen: list[dict[str, Any]] = []
+    models = ["vit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]  # swin takes no depth=
+    with open_store(store_url) as st, pytest.raises(VitbenchError, match="swin"):
+        profile(models, COUNTS, store=st, on_record=seen.append)
+    stored = read_table(store_url, "profile")
+    assert len(stored) == len(seen) == 4 and set(stored["model"]) == {"vit_tiny_patch16_224"}
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,10 @@ moment they are computed (see :mod:`vitbench.attention.stats`), the rollout of t
 images is folded in layer by layer, and, in the same forward, the gradient of the loss with
 respect to a gate on every head is taken (Michel et al.). Masking heads one at a time, when
 asked, is a second pass of (layers x heads + 1) forwards.
+
+One analysis is one unit of the results store: given a store, its rows go to the ``attention``
+table in one transaction at the end, after its rollout figure (kept in the ``figures`` table
+and named in every row's ``rollout_figure``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,9 +40,11 @@ from vitbench.attention.importance import (
     head_mask_importance,
     normalise_per_layer,
 )
+from vitbench.attention.plots import ROLLOUT, write_plots
 from vitbench.attention.rollout import FUSIONS, rollout_step
 from vitbench.attention.stats import LayerStats
 from vitbench.errors import VitbenchError
+from vitbench.store import Recorder, Store, environment
 from vitbench.zoo import ModelSpec, create_model, default_input_size, resolve_name
 
 IMPORTANCE = ("gradient", "mask", "both", "none")
@@ -48,13 +55,15 @@ OnProgress = Callable[[int, int, str], None]
 
 @dataclass
 class AttentionAnalysis:
-    """Records (one per layer x head) and what the plots need besides them."""
+    """Records (one per layer x head, stamped), what the plots need, and the figures drawn."""
 
     model: str
     records: list[dict[str, Any]]
     rollout: np.ndarray | None = None  # (K, rows, cols): class-token rollout over patches
     rollout_pixels: np.ndarray | None = None  # (K, H, W, 3) uint8: the images it belongs to
     notes: list[str] = field(default_factory=list)  # what could not be measured, and why
+    run_id: str = ""
+    figures: dict[str, Path] = field(default_factory=dict)  # by kind, see plots.write_plots
 
 
 def _build(
@@ -97,17 +106,23 @@ def analyze_attention(
     n_clusters: int | None = None,
     n_overlays: int = 6,
     on_progress: OnProgress | None = None,
+    store: Store | None = None,
+    plots_dir: str | os.PathLike | None = None,
 ) -> AttentionAnalysis:
     """Analyse a model's attention heads on images; one record per layer x head.
 
     ``model``: a name (timm, alias or ``scratch_*``), a :class:`ModelSpec`, or a built module.
+    Records are stamped with a run id and the environment. The figures are drawn into
+    ``plots_dir``, by default ``<store artifacts>/plots/<run id>/`` (none without a store).
+    With a store, the rollout figure and then the rows are stored (see the module's doc).
     """
     if fusion not in FUSIONS:
-        raise VitbenchError(f"--fusion must be one of {', '.join(FUSIONS)}, got '{fusion}'")
+        raise VitbenchError(f"fusion must be one of {', '.join(FUSIONS)}, got '{fusion}'")
     if importance not in IMPORTANCE:
-        raise VitbenchError(f"--importance must be one of {', '.join(IMPORTANCE)}")
+        raise VitbenchError(f"importance must be one of {', '.join(IMPORTANCE)}")
     if not 0 <= discard_ratio < 1:
-        raise VitbenchError(f"--discard-ratio must be in [0, 1), got {discard_ratio}")
+        raise VitbenchError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
+    recorder = Recorder(store, environment(device))
     source = source or ImageSource()
     net, name, input_size = _build(model, device, pretrained, checkpoint, img_size, model_kwargs)
     name = model_name or name
@@ -156,7 +171,7 @@ def analyze_attention(
                 if labels is None and importance != "none":
                     raise VitbenchError(
                         f"head importance needs a classifier: {name} returns no logits "
-                        "(use --importance none)"
+                        "(use importance 'none')"
                     )
                 labels = None if labels is None else labels.to(device)
                 if gates is not None:
@@ -245,7 +260,26 @@ def analyze_attention(
         {**{k: r[k] for k in lead}, **{k: v for k, v in r.items() if k not in lead}}
         for r in records
     ]
-    return AttentionAnalysis(name, records, rollout.maps(), rollout.pixels(), notes)
+    analysis = AttentionAnalysis(
+        name, records, rollout.maps(), rollout.pixels(), notes, recorder.run_id
+    )
+    return _record(analysis, recorder, plots_dir)
+
+
+def _record(
+    analysis: AttentionAnalysis, recorder: Recorder, plots_dir: str | os.PathLike | None
+) -> AttentionAnalysis:
+    """Draw the figures, store the rollout figure, then stamp and store the rows."""
+    store = recorder.store
+    if plots_dir is None and store is not None:
+        plots_dir = Path(store.artifacts) / "plots" / recorder.run_id
+    if plots_dir is not None:
+        analysis.figures = write_plots(analysis, plots_dir)
+    rollout = analysis.figures.get(ROLLOUT)
+    figure = recorder.write_figure(rollout.name, rollout) if rollout is not None else None
+    rows = [{**r, "rollout_figure": figure} for r in analysis.records]
+    analysis.records = recorder.write("attention", rows)
+    return analysis
 
 
 def _is_logits(out: Any) -> bool:

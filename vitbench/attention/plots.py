@@ -6,10 +6,15 @@ All drawn with matplotlib's Agg backend into PNG files; nothing is shown on scre
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vitbench.attention.analysis import AttentionAnalysis
+if TYPE_CHECKING:
+    from vitbench.attention.analysis import AttentionAnalysis
+
+#: the kind of figure :func:`write_plots` names the rollout overlays
+ROLLOUT = "rollout"
 
 
 def _pyplot():
@@ -102,18 +107,23 @@ def plot_rollout_overlays(analysis: AttentionAnalysis, path: Path) -> Path | Non
     return _save(fig, path)
 
 
-def write_plots(analysis: AttentionAnalysis, directory: str | Path) -> list[Path]:
-    """Write the figures into ``directory``; the rollout figure only when there is a rollout."""
+def write_plots(analysis: AttentionAnalysis, directory: str | Path) -> dict[str, Path]:
+    """Write the figures into ``directory`` as ``<model>_<kind>.png``; return them by kind.
+
+    The rollout figure (kind :data:`ROLLOUT`) only when there is a rollout.
+    """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     stem = analysis.model.replace("/", "_")
-    paths = [
-        plot_distance_vs_depth(analysis, d / f"{stem}_attention_distance.png"),
-        plot_entropy_heatmap(analysis, d / f"{stem}_attention_entropy.png"),
-        plot_head_clusters(analysis, d / f"{stem}_head_clusters.png"),
-        plot_rollout_overlays(analysis, d / f"{stem}_rollout.png"),
-    ]
-    return [p for p in paths if p is not None]
+    drawn = {
+        "attention_distance": plot_distance_vs_depth(
+            analysis, d / f"{stem}_attention_distance.png"
+        ),
+        "attention_entropy": plot_entropy_heatmap(analysis, d / f"{stem}_attention_entropy.png"),
+        "head_clusters": plot_head_clusters(analysis, d / f"{stem}_head_clusters.png"),
+        ROLLOUT: plot_rollout_overlays(analysis, d / f"{stem}_{ROLLOUT}.png"),
+    }
+    return {kind: path for kind, path in drawn.items() if path is not None}
 
 
 def _save(fig, path: Path) -> Path:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 
-from vitbench import store
 from vitbench.cli.app import app
 from vitbench.cli.output import OutputFormat, emit, info, progress_bar, warn
+from vitbench.cli.store_options import open_for_writing, out_option, store_option
 from vitbench.errors import VitbenchError
-from vitbench.zoo import parse_kwargs
 
 analyze_app = typer.Typer(help="Analyze what a model does: attention heads.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
@@ -81,19 +81,19 @@ def attention_cmd(
     clusters: int = typer.Option(None, help="Number of head clusters (default: by silhouette)."),
     overlays: int = typer.Option(6, help="Images shown with rollout overlays."),
     device: str = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
-    out: Path = typer.Option(store.DEFAULT_STORE, help="Results store directory."),
+    out: Path = out_option(),
+    store_url: str = store_option(),
     plots_dir: Path = typer.Option(
-        None, help="Where the figures go (default: <out>/plots/<run id>/)."
+        None, help="Where the figures go (default: <out>/plots/<run id>/; none with --no-save)."
     ),
-    save: bool = typer.Option(True, help="Append the records to the results store."),
+    save: bool = typer.Option(True, help="Write the records to the results store."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
     """Mean attention distance, entropy, head importance, clusters and rollout, per head."""
     import torch
 
     from vitbench.attention import ImageSource, analyze_attention
-    from vitbench.attention.plots import write_plots
-    from vitbench.zoo import ModelSpec, resolve_name
+    from vitbench.zoo import ModelSpec, parse_kwargs, resolve_name
 
     chosen = [s for s in (images is not None, sample_images, dataset is not None) if s]
     if len(chosen) > 1:
@@ -114,7 +114,8 @@ def attention_cmd(
         num_classes=num_classes,
         kwargs=parse_kwargs(model_kwargs),
     )
-    with progress_bar() as bar:
+    store = open_for_writing(out, store_url) if save else None
+    with store or nullcontext(), progress_bar() as bar:
         task = bar.add_task(f"{spec.name}: attention", total=n_images)
 
         def progress(done: int, total: int, phase: str) -> None:
@@ -136,16 +137,15 @@ def attention_cmd(
             n_clusters=clusters,
             n_overlays=overlays,
             on_progress=progress,
+            store=store,
+            plots_dir=plots_dir,
         )
     for note in analysis.notes:
         warn(f"{spec.name}: {note}")
-    run_id = store.new_run_id()
-    if save:
-        rows = store.stamp_records(analysis.records, run_id, store.environment(dev))
-        path = store.append_records(rows, out, "attention")
-        info(f"{len(rows)} record(s) appended to {path} (run {run_id})")
-    figures = write_plots(analysis, plots_dir or Path(out) / "plots" / run_id)
-    info(f"figures: {', '.join(str(p) for p in figures)}")
+    if store is not None:
+        info(f"{len(analysis.records)} record(s) written to {store.label} (run {analysis.run_id})")
+    if analysis.figures:
+        info(f"figures: {', '.join(str(p) for p in analysis.figures.values())}")
     columns = [c for c in COLUMNS if any(r.get(c) is not None for r in analysis.records)]
     emit(
         analysis.records,

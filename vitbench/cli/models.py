@@ -6,8 +6,6 @@ import typer
 
 from vitbench.cli.app import app
 from vitbench.cli.output import OutputFormat, emit, warn
-from vitbench.zoo import ModelSpec, list_models
-from vitbench.zoo.aliases import aliases_by_target
 
 
 @app.command("models")
@@ -21,6 +19,8 @@ def models_cmd(
 ) -> None:
     """List models that can be profiled, with params and tokens at the default size."""
     from vitbench.measure.model_cost import count_model
+    from vitbench.zoo import ModelSpec, list_models
+    from vitbench.zoo.aliases import aliases_by_target
 
     names = list_models(pattern)
     if not names:

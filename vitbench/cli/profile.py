@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from vitbench import store
 from vitbench.cli.app import app
 from vitbench.cli.output import OutputFormat, emit, info, progress_bar, scaled, warn
+from vitbench.cli.store_options import (
+    open_for_writing,
+    out_option,
+    print_on_failure,
+    store_option,
+)
 from vitbench.errors import VitbenchError
-from vitbench.measure.profile import METRICS, ProfileOptions, profile
-from vitbench.reference import BENCHMARK_TABLE, published_for
-from vitbench.zoo import expand_names, parse_kwargs
+from vitbench.measure.options import METRICS, ProfileOptions
 
 
 def parse_int_list(text: str | None, what: str) -> list[int | None]:
@@ -98,15 +104,19 @@ def profile_cmd(
         None, help="Weights file (safetensors or torch, weights only)."
     ),
     breakdown: int = typer.Option(0, help="Per-module MACs at this depth (e.g. 1 or 2)."),
-    out: Path = typer.Option(store.DEFAULT_STORE, help="Results store directory."),
-    save: bool = typer.Option(True, help="Append the records to the results store."),
+    out: Path = out_option(),
+    store_url: str = store_option(),
+    save: bool = typer.Option(True, help="Write the records to the results store."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
     """Profile models: params, MACs, latency, throughput, memory, MFU and scaling fits."""
     import torch
 
+    from vitbench.measure.profile import profile
+    from vitbench.reference import BENCHMARK_TABLE
+    from vitbench.zoo import expand_names, parse_kwargs
+
     names = expand_names(models or BENCHMARK_TABLE)
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     opts = ProfileOptions(
         metrics=_metrics(metrics),
         batch_sizes=[b for b in parse_int_list(batch_size, "batch sizes") if b] or [1],
@@ -116,7 +126,7 @@ def profile_cmd(
         in_chans=in_chans,
         num_classes=num_classes,
         model_kwargs=parse_kwargs(model_kwargs),
-        device=dev,
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
         precision=precision,
         threads=threads,
         channels_last=channels_last,
@@ -135,28 +145,37 @@ def profile_cmd(
         breakdown_depth=breakdown,
     )
     opts.validate()
-    n_points = len(names) * len(opts.img_sizes) * len(opts.patch_sizes) * len(opts.seq_lens)
-    with progress_bar(disable=n_points < 2 and not opts.timed) as bar:
-        task = bar.add_task("profiling", total=n_points)
-        records = profile(
-            names, opts, on_step=lambda d, done: bar.update(task, description=d, completed=done)
+    store = open_for_writing(out, store_url) if save else None
+    n_shapes = len(names) * opts.n_shapes
+    finished: list[dict[str, Any]] = []
+    with (
+        store or nullcontext(),
+        print_on_failure(finished, lambda rows: _print(rows, [], fmt, opts)),
+        progress_bar(disable=n_shapes < 2 and not opts.timed) as bar,
+    ):
+        task = bar.add_task("profiling", total=n_shapes)
+        run = profile(
+            names,
+            opts,
+            store=store,
+            on_step=lambda d, done: bar.update(task, description=d, completed=done),
+            on_record=finished.append,
         )
-        bar.update(task, completed=n_points)
-
-    from vitbench.measure.scaling import fit_scaling
-
-    run_id, env = store.new_run_id(), store.environment(dev)
-    records = store.stamp_records(records, run_id, env)
-    fits = store.stamp_records(fit_scaling(records), run_id, env)
-    if save:
-        path = store.append_records(records, out, "profile")
-        if fits:
-            store.append_records(fits, out, "profile_fit")
-        info(f"{len(records)} record(s) appended to {path} (run {run_id})")
-    _print(records, fits, fmt, opts)
+        bar.update(task, completed=n_shapes)
+    if store is not None:
+        info(f"{len(run.records)} record(s) written to {store.label} (run {run.run_id})")
+    _print(run.records, run.fits, fmt, opts)
 
 
-def _print(records: list[dict], fits: list[dict], fmt: OutputFormat, opts: ProfileOptions) -> None:
+def _print(
+    records: Sequence[dict[str, Any]],
+    fits: Sequence[dict[str, Any]],
+    fmt: OutputFormat,
+    opts: ProfileOptions,
+) -> None:
+    """The rows (a table with published MACs beside ours, or CSV/JSON), warnings and fits."""
+    from vitbench.reference import published_for
+
     if fmt is not OutputFormat.table:
         emit(records, fmt)
         return
@@ -225,7 +244,7 @@ def _print(records: list[dict], fits: list[dict], fmt: OutputFormat, opts: Profi
         )
 
 
-def _print_breakdowns(records: list[dict]) -> None:
+def _print_breakdowns(records: Sequence[dict[str, Any]]) -> None:
     """Per-module MACs (``--breakdown``), once per model and shape."""
     shown: set[tuple] = set()
     for rec in records:

@@ -1,8 +1,9 @@
 """`vitbench profile` as a library: sweep models over sizes and measure each point.
 
 For every model and every point of the sweep (image size x patch size x sequence length x batch
-size) one record is produced. Static costs (parameters, tokens, MACs) are counted on the meta
-device; latency, throughput, memory and utilization are measured on the chosen device.
+size) one record is produced, and stored the moment it exists. Static costs (parameters,
+tokens, MACs) are counted on the meta device; latency, throughput, memory and utilization are
+measured on the chosen device. The options live in :mod:`vitbench.measure.options`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from vitbench.errors import VitbenchError
 from vitbench.measure.memory import measure_peak_memory
 from vitbench.measure.model_cost import ModelCost, count_model, example_inputs
+from vitbench.measure.options import METRICS, PRECISIONS, ProfileOptions
+from vitbench.measure.scaling import fit_scaling
 from vitbench.measure.timing import set_threads, time_callable
 from vitbench.measure.utilization import (
     achieved_tflops,
@@ -26,88 +28,10 @@ from vitbench.measure.utilization import (
     measure_cpu_matmul_peak,
     model_flops_utilization,
 )
-from vitbench.store import device_name
+from vitbench.store import Recorder, Store, device_name, environment
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn, with_checkpoint_spec
 
-METRICS = ("params", "flops", "latency", "memory")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
-
-#: record fields in the order tables show them
-CORE_FIELDS = (
-    "model",
-    "img_size",
-    "patch_size",
-    "seq_len",
-    "batch_size",
-    "tokens",
-    "params",
-    "macs",
-)
-
-
-@dataclass(frozen=True)
-class ProfileOptions:
-    """What to measure and how. Defaults give a quick, honest CPU profile."""
-
-    metrics: frozenset[str] = frozenset(METRICS)
-    batch_sizes: Sequence[int] = (1,)
-    img_sizes: Sequence[int | None] = (None,)
-    patch_sizes: Sequence[int | None] = (None,)
-    seq_lens: Sequence[int | None] = (None,)
-    in_chans: int | None = None
-    num_classes: int | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
-    precision: str = "fp32"  # fp32 | tf32 | fp16 | bf16 (the last two through autocast)
-    threads: int | None = None  # CPU threads; None keeps torch's default
-    channels_last: bool = False
-    compile: bool = False
-    fused_attn: bool | None = None  # None: the model's default (timm: fused)
-    cudnn_benchmark: bool = False
-    warmup: int = 3
-    budget_s: float = 2.0
-    min_runs: int = 5
-    max_runs: int = 1000
-    rel_precision: float = 0.02
-    noise_cv: float = 0.10
-    oom_backoff: bool = True
-    peak_tflops: float | None = None
-    pretrained: bool = False
-    checkpoint: str | None = None
-    breakdown_depth: int = 0  # >0: per-module MACs at this depth, in `macs_by_module`
-
-    def validate(self) -> None:
-        bad = set(self.metrics) - set(METRICS)
-        if bad:
-            raise VitbenchError(
-                f"unknown metric(s) {', '.join(sorted(bad))}; choose from {', '.join(METRICS)}"
-            )
-        if self.precision not in PRECISIONS:
-            raise VitbenchError(
-                f"unknown precision '{self.precision}'; choose from {', '.join(PRECISIONS)}"
-            )
-        for name, values in (
-            ("batch size", self.batch_sizes),
-            ("image size", self.img_sizes),
-            ("patch size", self.patch_sizes),
-            ("sequence length", self.seq_lens),
-        ):
-            for v in values:
-                if v is not None and v < 1:
-                    raise VitbenchError(f"{name} must be a positive integer, got {v}")
-        if self.threads is not None and self.threads < 1:
-            raise VitbenchError(f"threads must be at least 1, got {self.threads}")
-        dev = torch.device(self.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise VitbenchError("--device cuda asked for, but torch sees no CUDA device here")
-        if dev.type == "cpu" and self.precision == "fp16" and self.timed:
-            raise VitbenchError("fp16 autocast is a CUDA setting; on CPU use bf16 or fp32")
-        if self.budget_s <= 0:
-            raise VitbenchError("the time budget must be positive")
-
-    @property
-    def timed(self) -> bool:
-        return bool({"latency", "memory"} & set(self.metrics))
+__all__ = ["METRICS", "PRECISIONS", "ProfileOptions", "ProfileRun", "measure_point", "profile"]
 
 
 def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
@@ -193,14 +117,14 @@ class _PeakCache:
     def get(self) -> tuple[float | None, str]:
         if self._value is None:
             if self.opts.peak_tflops is not None:
-                self._value = (self.opts.peak_tflops, "user (--peak-tflops)")
+                self._value = (self.opts.peak_tflops, "user (peak_tflops)")
             elif self.device.type == "cpu":
                 dtype = torch.bfloat16 if self.opts.precision == "bf16" else torch.float32
                 peak = measure_cpu_matmul_peak(threads=torch.get_num_threads(), dtype=dtype)
                 self._value = (peak, f"measured {str(dtype)[6:]} matmul on this CPU")
             else:
                 hit = lookup_peak_tflops(device_name(self.device), self.opts.precision)
-                self._value = hit if hit else (None, "unknown hardware: pass --peak-tflops")
+                self._value = hit if hit else (None, "unknown hardware: give peak_tflops")
         return self._value
 
 
@@ -269,24 +193,107 @@ def _build_timed_model(spec: ModelSpec, opts: ProfileOptions) -> nn.Module:
     return model
 
 
+#: (description, shapes done) -> None, before each count and each timing
+OnStep = Callable[[str, int], None]
+#: the stamped row of a point, right after it is stored
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ProfileRun:
+    """What one profile run stored: its id, one row per point, and the power-law fits."""
+
+    run_id: str
+    records: list[dict[str, Any]]
+    fits: list[dict[str, Any]]
+
+
+@dataclass
+class _Sweep:
+    """One run's measuring: counts and times each shape, hands each row to ``emit``."""
+
+    opts: ProfileOptions
+    how: dict[str, Any]  # how the points ran: device, precision, threads, ...
+    peak: _PeakCache
+    emit: Callable[[dict[str, Any]], None]
+    on_step: OnStep | None = None
+    done: int = 0  # shapes finished
+
+    def step(self, text: str) -> None:
+        if self.on_step:
+            self.on_step(text, self.done)
+
+    def shape(self, spec: ModelSpec) -> None:
+        """Count one model at one shape, then time it at every batch size."""
+        opts = self.opts
+        self.step(f"{spec.name} {_shape_label(spec)}: counting")
+        meta_model = create_model(spec, device="meta")
+        fused = set_fused_attn(meta_model, opts.fused_attn)
+        cost = count_model(spec, model=meta_model, macs="flops" in opts.metrics)
+        del meta_model
+        static = static_record(spec, cost, opts)
+        model = _build_timed_model(spec, opts) if opts.timed else None
+        for batch_size in opts.batch_sizes:
+            self.batch(spec, model, cost, static, fused, batch_size)
+        del model
+        _free_memory(torch.device(opts.device))
+        self.done += 1
+
+    def batch(
+        self,
+        spec: ModelSpec,
+        model: nn.Module | None,
+        cost: ModelCost,
+        static: dict[str, Any],
+        fused: bool | None,
+        batch_size: int,
+    ) -> None:
+        """One batch size; after an out-of-memory, half of it again, when asked to."""
+        b = batch_size
+        while True:
+            row = {**static, "batch_size": b, **self.how, "fused_attn": fused}
+            if cost.macs is not None:
+                row["macs_batch"] = cost.macs * b
+            if model is not None:
+                self.step(f"{spec.name} {_shape_label(spec)}: timing batch {b}")
+                row.update(measure_point(model, spec, b, cost.macs, self.opts, self.peak))
+            self.emit(row)
+            if model is None or row["status"] != "oom" or not self.opts.oom_backoff or b == 1:
+                return
+            b = max(1, b // 2)
+
+
 def profile(
     models: Sequence[str],
     opts: ProfileOptions = ProfileOptions(),
     *,
-    on_step: Callable[[str, int], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Profile resolved model names over the sweep; one record per model, shape and batch size.
+    store: Store | None = None,
+    on_step: OnStep | None = None,
+    on_record: OnRecord | None = None,
+) -> ProfileRun:
+    """Profile resolved model names over the sweep; one row per model, shape and batch size.
 
-    ``on_step(description, points_done)`` is called before each measurement, for progress
-    displays (a point is one model at one shape, all its batch sizes included).
+    Each row is numbered (``point``), stamped with the run id and the environment, stored in
+    ``store`` in its own transaction as soon as it is measured, and then passed to
+    ``on_record``; the power-law fits follow in one transaction after the last point. With no
+    store the rows are stamped alike and nothing is written. If a model fails, the rows before
+    it are stored and the exception propagates. ``on_step(description, shapes_done)`` is called
+    before each count and each timing, for progress displays.
     """
     opts.validate()
     device = torch.device(opts.device)
     threads = set_threads(opts.threads) if device.type == "cpu" else torch.get_num_threads()
     _configure_backends(device, opts)
-    peak = _PeakCache(opts, device)
+    recorder = Recorder(store, environment(device))
     records: list[dict[str, Any]] = []
-    common = {
+
+    def emit(row: dict[str, Any]) -> None:
+        stamped = recorder.write("profile", [{**row, "point": len(records)}])[0]
+        records.append(stamped)
+        if on_record:
+            on_record(stamped)
+
+    how = {
         "device": device_name(device),
         "device_type": device.type,
         "precision": opts.precision,
@@ -294,37 +301,12 @@ def profile(
         "channels_last": opts.channels_last,
         "compiled": opts.compile,
     }
-    done = 0
+    sweep = _Sweep(opts, how, _PeakCache(opts, device), emit, on_step)
     for name in models:
         for spec in sweep_specs(name, opts):
-            if on_step:
-                on_step(f"{name} {_shape_label(spec)}: counting", done)
-            meta_model = create_model(spec, device="meta")
-            fused = set_fused_attn(meta_model, opts.fused_attn)
-            cost = count_model(spec, model=meta_model, macs="flops" in opts.metrics)
-            del meta_model
-            base = static_record(spec, cost, opts)
-            model = _build_timed_model(spec, opts) if opts.timed else None
-            for batch_size in opts.batch_sizes:
-                b = batch_size
-                while True:  # halving the batch after an out-of-memory, when asked to
-                    row = {**base, "batch_size": b, **common, "fused_attn": fused}
-                    if cost.macs is not None:
-                        row["macs_batch"] = cost.macs * b
-                    if model is None:
-                        records.append(row)
-                        break
-                    if on_step:
-                        on_step(f"{name} {_shape_label(spec)}: timing batch {b}", done)
-                    row.update(measure_point(model, spec, b, cost.macs, opts, peak))
-                    records.append(row)
-                    if row["status"] != "oom" or not opts.oom_backoff or b == 1:
-                        break
-                    b = max(1, b // 2)
-            del model
-            _free_memory(device)
-            done += 1
-    return records
+            sweep.shape(spec)
+    fits = recorder.write("profile_fit", fit_scaling(records))
+    return ProfileRun(recorder.run_id, records, fits)
 
 
 def _shape_label(spec: ModelSpec) -> str:

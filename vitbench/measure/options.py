@@ -1,0 +1,88 @@
+"""What `vitbench profile` measures and how: the options, checked before anything is built.
+
+Torch-free at import, so the command line can load it without loading torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vitbench.errors import VitbenchError
+
+METRICS = ("params", "flops", "latency", "memory")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """What to measure and how. Defaults give a quick, honest CPU profile."""
+
+    metrics: frozenset[str] = frozenset(METRICS)
+    batch_sizes: Sequence[int] = (1,)
+    img_sizes: Sequence[int | None] = (None,)
+    patch_sizes: Sequence[int | None] = (None,)
+    seq_lens: Sequence[int | None] = (None,)
+    in_chans: int | None = None
+    num_classes: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "fp32"  # fp32 | tf32 | fp16 | bf16 (the last two through autocast)
+    threads: int | None = None  # CPU threads; None keeps torch's default
+    channels_last: bool = False
+    compile: bool = False
+    fused_attn: bool | None = None  # None: the model's default (timm: fused)
+    cudnn_benchmark: bool = False
+    warmup: int = 3
+    budget_s: float = 2.0
+    min_runs: int = 5
+    max_runs: int = 1000
+    rel_precision: float = 0.02
+    noise_cv: float = 0.10
+    oom_backoff: bool = True
+    peak_tflops: float | None = None
+    pretrained: bool = False
+    checkpoint: str | None = None
+    breakdown_depth: int = 0  # >0: per-module MACs at this depth, in `macs_by_module`
+
+    def validate(self) -> None:
+        """Raise :class:`VitbenchError` for options no measurement can satisfy."""
+        import torch
+
+        bad = set(self.metrics) - set(METRICS)
+        if bad:
+            raise VitbenchError(
+                f"unknown metric(s) {', '.join(sorted(bad))}; choose from {', '.join(METRICS)}"
+            )
+        if self.precision not in PRECISIONS:
+            raise VitbenchError(
+                f"unknown precision '{self.precision}'; choose from {', '.join(PRECISIONS)}"
+            )
+        for name, values in (
+            ("batch size", self.batch_sizes),
+            ("image size", self.img_sizes),
+            ("patch size", self.patch_sizes),
+            ("sequence length", self.seq_lens),
+        ):
+            for v in values:
+                if v is not None and v < 1:
+                    raise VitbenchError(f"{name} must be a positive integer, got {v}")
+        if self.threads is not None and self.threads < 1:
+            raise VitbenchError(f"threads must be at least 1, got {self.threads}")
+        dev = torch.device(self.device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise VitbenchError("device 'cuda' asked for, but torch sees no CUDA device here")
+        if dev.type == "cpu" and self.precision == "fp16" and self.timed:
+            raise VitbenchError("fp16 autocast is a CUDA setting; on CPU use bf16 or fp32")
+        if self.budget_s <= 0:
+            raise VitbenchError("the time budget must be positive")
+
+    @property
+    def timed(self) -> bool:
+        return bool({"latency", "memory"} & set(self.metrics))
+
+    @property
+    def n_shapes(self) -> int:
+        """Shapes per model: image sizes x patch sizes x sequence lengths."""
+        return len(self.img_sizes) * len(self.patch_sizes) * len(self.seq_lens)
