@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from report_fixtures import image_links, markdown_tables
+from markdown_checks import image_links, markdown_tables
 
 from vitbench.cli import main
-from vitbench.report.demo import PRIOR_S, Progress, Step
+from vitbench.demo import PRIOR_S, Progress, Step
 
 
 @pytest.mark.slow

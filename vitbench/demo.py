@@ -1,7 +1,8 @@
 """The demo: vitbench's main job on embedded defaults, ending in a report.
 
-Each step calls a library function (never a subprocess) and appends its records to one results
-store; the last step writes ``report.md`` from that store. Step estimates are seconds measured
+Each step calls the library entry point a user would (never a subprocess), and that entry point
+writes its own records to one results store as it goes; the last step writes ``report.md`` from
+that store. Step estimates are seconds measured
 on a shared 2-core CPU and drive the time-left display.
 """
 
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vitbench import store
 from vitbench.reference import BENCHMARK_TABLE
 from vitbench.report.build import REPORT_NAME, build_report
-from vitbench.zoo import ModelSpec
+from vitbench.store import Store
 
 Note = Callable[[str], None]
 
@@ -95,69 +95,50 @@ class Progress:
         return max(0.0, remaining * pace - in_step)
 
 
-def _save(records: list[dict[str, Any]], out: Path, table: str, run_id: str) -> None:
-    store.append_records(store.stamp_records(records, run_id, store.environment("cpu")), out, table)
-
-
-def profile_into(
-    models: Sequence[str], opts: Any, out: Path, note: Note, fit: bool = False
-) -> None:
-    """`vitbench profile` as a library call: records (and power-law fits) into ``out``."""
+def profile_into(models: Sequence[str], opts: Any, store: Store, note: Note) -> None:
+    """`vitbench profile` as a library call: points and power-law fits into ``store``."""
     from vitbench.measure.profile import profile
 
-    records = profile(list(models), opts, on_step=lambda text, _done: note(text))
-    run_id = store.new_run_id()
-    _save(records, out, "profile", run_id)
-    if fit:
-        from vitbench.measure.scaling import fit_scaling
-
-        _save(fit_scaling(records), out, "profile_fit", run_id)
+    profile(list(models), opts, store=store, on_step=lambda text, _done: note(text))
 
 
 def analyze_into(
-    model: str | ModelSpec, out: Path, note: Note, n_images: int, checkpoint: Path | None = None
+    model: Any, store: Store, note: Note, n_images: int, checkpoint: Path | None = None
 ) -> None:
-    """`vitbench analyze attention` on digits: records into ``out``, figures beside them."""
+    """`vitbench analyze attention` on digits: heads and the rollout overlay into ``store``."""
     from vitbench.attention import ImageSource, analyze_attention
-    from vitbench.attention.plots import plot_rollout_overlays
 
-    analysis = analyze_attention(
+    analyze_attention(
         model,
         ImageSource("digits"),
         checkpoint=checkpoint,
         n_images=n_images,
         batch_size=8,
         device="cpu",
+        store=store,
         on_progress=lambda done, total, phase: note(f"{phase} {done}/{total} images"),
     )
-    run_id = store.new_run_id()
-    _save(analysis.records, out, "attention", run_id)
-    # the report draws the other figures from the table; the rollout maps are not stored
-    # there, so their overlay is saved where `vitbench analyze attention` saves it
-    rollout = out / "plots" / run_id / f"{analysis.model.replace('/', '_')}_rollout.png"
-    rollout.parent.mkdir(parents=True, exist_ok=True)
-    plot_rollout_overlays(analysis, rollout)
 
 
-def train_and_analyze_into(config: DemoConfig, out: Path, note: Note) -> None:
+def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None:
     """`vitbench train` with its defaults (a small ViT on digits), then its attention."""
     from vitbench.train import TrainConfig, train
     from vitbench.train.checkpoint import WEIGHTS_FILE
 
     result = train(
         TrainConfig(epochs=config.train_epochs, device="cpu"),
-        out=out,
+        store=store,
         on_epoch=lambda rec: note(
             f"epoch {rec['epoch']}/{config.train_epochs}, val accuracy {rec['val_acc']:.1%}"
         ),
     )
     rec = result.record
     spec = result.config.model_spec(rec["img_size"], rec["in_chans"], rec["num_classes"])
-    analyze_into(spec, out, note, config.attention_images, result.run_dir / WEIGHTS_FILE)
+    analyze_into(spec, store, note, config.attention_images, result.run_dir / WEIGHTS_FILE)
 
 
-def demo_steps(config: DemoConfig, out: Path) -> list[Step]:
-    """The demo's stages, in order, each appending to the store ``out``."""
+def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
+    """The demo's stages, in order, each writing to ``store``; the report goes to ``out``."""
     from vitbench.measure.profile import ProfileOptions
 
     timing = dict(device="cpu", threads=config.threads, budget_s=config.timing_budget_s)
@@ -170,42 +151,43 @@ def demo_steps(config: DemoConfig, out: Path) -> list[Step]:
         Step(
             f"count params and MACs of the benchmark table ({n_bench} models)",
             1.0 * n_bench,
-            lambda note: profile_into(config.benchmark_models, counts, out, note),
+            lambda note: profile_into(config.benchmark_models, counts, store, note),
         ),
         Step(
             f"time {config.small_vit} at batch sizes {', '.join(map(str, config.batch_sizes))}",
             3.0 + 5.0 * len(config.batch_sizes),
-            lambda note: profile_into([config.small_vit], timed, out, note),
+            lambda note: profile_into([config.small_vit], timed, store, note),
         ),
         Step(
             f"sweep {config.small_vit} over {n_sizes} image sizes",
             2.0 + 1.0 * n_sizes,
-            lambda note: profile_into([config.small_vit], sweep, out, note, fit=True),
+            lambda note: profile_into([config.small_vit], sweep, store, note),
         ),
         Step(
             f"train a small ViT on digits ({config.train_epochs} epochs) and analyze its attention",
             3.0 + 0.5 * config.train_epochs,
-            lambda note: train_and_analyze_into(config, out, note),
+            lambda note: train_and_analyze_into(config, store, note),
         ),
         Step(
             f"analyze the attention of a random-init {config.small_vit}",
             1.0 + 0.2 * config.attention_images,
-            lambda note: analyze_into(config.small_vit, out, note, config.attention_images),
+            lambda note: analyze_into(config.small_vit, store, note, config.attention_images),
         ),
-        Step("write the report", 2.0, lambda note: build_report([out], out)),
+        Step("write the report", 2.0, lambda note: build_report([store], out)),
     ]
 
 
 def run_demo(
     config: DemoConfig,
+    store: Store,
     out: Path,
     on_progress: Callable[[Progress, str], None] | None = None,
 ) -> Path:
-    """Run every step into the store ``out`` and return the path of its ``report.md``."""
+    """Run every step into ``store`` and return the path of ``out/report.md``."""
     import torch
 
     out = Path(out)
-    steps = demo_steps(config, out)
+    steps = demo_steps(config, store, out)
     progress = Progress(steps)
     threads = torch.get_num_threads()
     if config.threads is not None:

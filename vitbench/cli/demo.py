@@ -11,6 +11,7 @@ from rich.progress import TextColumn
 
 from vitbench.cli.app import app
 from vitbench.cli.output import info, progress_bar
+from vitbench.cli.store_options import open_for_writing, store_option
 from vitbench.errors import VitbenchError
 
 
@@ -19,15 +20,16 @@ def demo_cmd(
     out: Path = typer.Option(Path("results/demo"), "--out", help="A new results store."),
     quick: bool = typer.Option(False, "--quick", help="A seconds-long run with tiny inputs."),
     threads: int = typer.Option(1, help="CPU threads (1 gives stable timings on a busy box)."),
+    url: str = store_option(),
 ) -> None:
     """The main job on embedded defaults, ending in OUT/report.md (a few minutes on 2 cores)."""
-    from vitbench.report.build import TABLES
-    from vitbench.report.demo import DemoConfig, run_demo
+    from vitbench.demo import DemoConfig, run_demo
 
-    taken = [t for t in TABLES if (out / f"{t}.csv").exists()]
+    store = open_for_writing(out, url)
+    taken = [name for name, n in store.counts().items() if n]
     if taken:
         raise VitbenchError(
-            f"{out} already holds results ({', '.join(taken)}); "
+            f"{store.label} already holds results ({', '.join(taken)}); "
             "the demo writes a fresh store: remove it or choose another --out"
         )
     config = dataclasses.replace(DemoConfig.quick() if quick else DemoConfig(), threads=threads)
@@ -47,6 +49,6 @@ def demo_cmd(
                 left=f"{progress.left_s:.0f} s",
             )
 
-        report = run_demo(config, out, show)
+        report = run_demo(config, store, out, show)
     info(f"demo done in {time.perf_counter() - t0:.0f} s; report: {report}")
     typer.echo(str(report))

@@ -26,10 +26,10 @@ from vitbench.store import DB_FILE, Store, open_store, read_table, resolve_url
 TABLES = ("profile", "profile_fit", "attention", "train_epochs", "train_runs", "sweep")
 REPORT_NAME = "report.md"
 
-StoreTarget = str | os.PathLike
+StoreTarget = str | os.PathLike | Store
 
 
-def _check_directory(target: StoreTarget) -> None:
+def _check_directory(target: str | os.PathLike) -> None:
     """A results directory must hold a database; one of vitbench 0.1's CSV tables is imported."""
     path = Path(target)
     if not path.is_dir() or (path / DB_FILE).exists():
@@ -51,6 +51,9 @@ def open_stores(targets: Sequence[StoreTarget]) -> dict[str, Store]:
     """Each store opened for reading once however often it is listed, by its name."""
     by_url: dict[str, tuple[str, Store]] = {}
     for target in targets:
+        if isinstance(target, Store):  # an open store (the demo's) is read as it is
+            by_url.setdefault(str(target.url), (target.label, target))
+            continue
         _check_directory(target)
         url = resolve_url(target)
         if url not in by_url:
