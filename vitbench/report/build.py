@@ -16,6 +16,7 @@ import pandas as pd
 
 from vitbench import __version__
 from vitbench.errors import VitbenchError
+from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import differing_fields
 from vitbench.report.markdown import Document
@@ -91,7 +92,8 @@ def build_report(stores: Sequence[StoreTarget], out_dir: str | os.PathLike | Non
             )
         out = Path(out_dir) if out_dir is not None else next(iter(opened.values())).artifacts
         ctx = Context(Document(out / REPORT_NAME), stores=opened)
-        _write(ctx, {name: ctx.envs.tag(df, name) for name, df in tables.items()})
+        with plots.deferred():
+            _write(ctx, {name: ctx.envs.tag(df, name) for name, df in tables.items()})
         return ctx.doc.write()
     finally:
         for st in opened.values():

@@ -3,13 +3,17 @@
 Every function takes plain data, writes one PNG and returns its path. Figures are built with
 :class:`matplotlib.figure.Figure` directly, so no global backend or pyplot state is touched.
 Margins are fixed in inches rather than left to a layout engine, which would draw every
-figure twice (once to measure it) and doubled the report's time.
+figure twice (once to measure it) and doubled the report's time. Inside :func:`deferred`,
+figures are rendered at the end, on every core (each PNG is independent of the others).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,10 +79,45 @@ def _title(ax: Axes, text: str) -> None:
     ax.set_title(text, fontsize=10, y=1.0)
 
 
+#: figures waiting to be rendered, while inside `deferred()`
+_pending: list[tuple[Figure, Path]] | None = None
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    if _pending is None:
+        fig.savefig(path, dpi=DPI)
+    else:
+        _pending.append((fig, path))
     return path
+
+
+def _render(index: int) -> None:
+    """Render one pending figure (in a forked worker, which inherits the figures)."""
+    fig, path = _pending[index]
+    fig.savefig(path, dpi=DPI)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Collect the figures drawn inside, and render them at the end on every core.
+
+    Workers are forked, so they share the drawn figures without pickling; where fork is not
+    available, or one core is, figures are rendered one after the other.
+    """
+    global _pending
+    _pending = []
+    try:
+        yield
+        workers = min(len(_pending), os.cpu_count() or 1)
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                pool.map(_render, range(len(_pending)))
+        else:
+            for index in range(len(_pending)):
+                _render(index)
+    finally:
+        _pending = None
 
 
 def _power_law_line(s: Series) -> tuple[np.ndarray, np.ndarray] | None:

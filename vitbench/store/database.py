@@ -129,7 +129,7 @@ class Store:
         sqlite = _sqlite_path(self.url)
         if sqlite is not None:
             _check_sqlite_file(sqlite, create)
-            self.label = str(sqlite)
+            self.label = _shown(sqlite)
         self.artifacts = artifacts or (sqlite.parent if sqlite else DEFAULT_STORE)
         self.readonly = not create
         self.engine = _engine(self.url, readonly=not create)
@@ -333,6 +333,14 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.label!r})"
+
+
+def _shown(path: Path) -> str:
+    """A database file as people read it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _none(value: Any) -> Any:
