@@ -38,7 +38,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Speed targets: counting the benchmark table and the ViT-22B shape; appending to a store."""
+    """Speed targets: counting, appending to a 300,000-row store, writing the example report."""
     session.install("-e", ".")
     session.run("python", "benchmarks/count_speed.py")
     session.run("python", "benchmarks/store_speed.py", *session.posargs)
+    session.run("python", "benchmarks/report_speed.py")

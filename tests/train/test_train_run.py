@@ -86,7 +86,7 @@ def test_resume_ends_exactly_where_the_uninterrupted_run_does(tmp_path) -> None:
     with pytest.raises(Interrupt):
         train(cfg, store=store, on_epoch=stop_after_two)
     (run_dir,) = (tmp_path / "b" / "runs").iterdir()
-    assert holder(store, "train_run", run_dir.name) is None  # the interrupted run let go
+    assert holder(store, "train_run", run_dir.name).status == "released"  # it let go
     resumed = train(resume=run_dir.name, store=store)
     assert resumed.run_id == run_dir.name
     a, b = _weights(whole.model), _weights(resumed.model)
