@@ -84,6 +84,7 @@ def test_killed_profile_keeps_its_finished_points(tmp_path, sig, after) -> None:
     if sig == signal.SIGINT:
         assert killed.returncode == 130, killed.stderr
         assert "finished before the failure are in the store" in killed.stderr
+        assert killed.stderr.rstrip().endswith("interrupted")
         printed = [json.loads(line)["point"] for line in killed.stdout.splitlines()]
         # a point stored an instant before the interrupt may not have been printed
         assert printed == list(range(len(printed))) and len(rows) - len(printed) in (0, 1)

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)
         if isinstance(rc, int):  # click returns the code of --help / --version exits
+            if rc == 130:  # typer's exit for Ctrl-C
+                err_console.print("interrupted")
             sys.exit(rc)
     except VitbenchError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
