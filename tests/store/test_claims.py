@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_together
+from store_processes import run_together
 
 from vitbench.store import Claim, Holder, Store, claim, holder, open_store
 from vitbench.store import claims as claims_module

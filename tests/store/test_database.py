@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_sql, run_together
+from store_processes import run_sql, run_together
 
 from vitbench.store import DB_FILE, STORE_ENV, Store, StoreError, open_store, resolve_url
 

@@ -24,6 +24,14 @@ from sqlalchemy.engine import Connection, Engine
 from vitbench.errors import VitbenchError
 from vitbench.store import schema
 from vitbench.store.claims import CLAIMS
+from vitbench.store.columns import (
+    SQL_TYPES,
+    add_column,
+    column_kinds,
+    insert_new,
+    readable,
+    widen_column,
+)
 from vitbench.store.schema import INTERNAL_COLUMNS, SCHEMA_VERSION, TABLES
 
 DEFAULT_STORE = Path("results")
@@ -31,14 +39,6 @@ DB_FILE = "vitbench.db"
 STORE_ENV = "VITBENCH_STORE"
 META_TABLE = "vitbench_meta"
 BUSY_TIMEOUT_S = 60
-
-_SQL_TYPES = {
-    "bool": sa.Boolean(),
-    "int": sa.BigInteger(),
-    "float": sa.Float(precision=53),
-    "text": sa.Text(),
-    "blob": sa.LargeBinary(),
-}
 
 
 class StoreError(VitbenchError):
@@ -99,15 +99,16 @@ def _sqlite_engine(url: sa.URL, readonly: bool) -> Engine:
 
 
 def _engine(url: sa.URL, readonly: bool) -> Engine:
-    if url.get_backend_name() == "sqlite":
+    backend = url.get_backend_name()
+    if backend == "sqlite":
         return _sqlite_engine(url, readonly)
+    if backend != "postgresql":
+        raise StoreError(
+            f"'{backend}' is not a database vitbench can use: "
+            "give a results directory, an SQLite file or a postgresql:// URL"
+        )
     try:
         return sa.create_engine(url, pool_pre_ping=True)
-    except sa.exc.NoSuchModuleError:
-        raise StoreError(
-            f"'{url.get_backend_name()}' is not a database vitbench can use: "
-            "give a results directory, an SQLite file or a postgresql:// URL"
-        ) from None
     except ModuleNotFoundError as exc:
         raise StoreError(
             f"the driver for {url.get_backend_name()} is not installed ({exc.name}); "
@@ -251,9 +252,9 @@ class Store:
             with self.begin() as conn:
                 columns = self._ensure_columns(conn, table, rows)
                 names = list(dict.fromkeys(k for row in rows for k in row))
-                target = sa.table(table, *(sa.column(n, _SQL_TYPES[columns[n]]) for n in names))
+                target = sa.table(table, *(sa.column(n, SQL_TYPES[columns[n]]) for n in names))
                 full = [{n: schema.as_kind(row.get(n), columns[n]) for n in names} for row in rows]
-                stmt = _insert(self.engine.dialect.name, target).returning(target.c.record_key)
+                stmt = insert_new(self.engine.dialect.name, target).returning(target.c.record_key)
                 # rowcount of an executemany is -1 on psycopg: count the rows RETURNING gives
                 return len(conn.execute(stmt, full).all())
         except BaseException:
@@ -272,14 +273,14 @@ class Store:
                 needed[name] = schema.wider(needed.get(name, kind), kind)
         columns = self._columns.get(table)
         if columns is None or any(n not in columns for n in needed):
-            columns = self._columns[table] = _column_kinds(conn, table)
+            columns = self._columns[table] = column_kinds(conn, table)
         for name, kind in needed.items():
             if name not in columns:
-                _add_column(conn, table, name, kind)
+                add_column(conn, table, name, kind)
                 columns[name] = kind
             elif schema.wider(columns[name], kind) != columns[name]:
                 old, columns[name] = columns[name], schema.wider(columns[name], kind)
-                _widen_column(conn, table, name, old, columns[name])
+                widen_column(conn, table, name, old, columns[name])
         return columns
 
     # -- reading -----------------------------------------------------------------------------
@@ -295,7 +296,7 @@ class Store:
                 t = sa.Table(table, sa.MetaData(), autoload_with=conn)
                 dialect = self.engine.dialect.name
                 query = sa.select(
-                    *(_readable(c, dialect) for c in t.c if c.name not in INTERNAL_COLUMNS)
+                    *(readable(c, dialect) for c in t.c if c.name not in INTERNAL_COLUMNS)
                 )
                 for key, value in (where or {}).items():
                     query = query.where(t.c[key] == value)
@@ -356,96 +357,6 @@ def _created_by() -> str:
     from vitbench import __version__
 
     return f"vitbench {__version__}"
-
-
-def _insert(dialect: str, target: sa.TableClause) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise StoreError(f"stores on {dialect} are not supported: use SQLite or PostgreSQL")
-    return insert(target).on_conflict_do_nothing(index_elements=["record_key"])
-
-
-#: column types as the catalogues spell them (PostgreSQL format_type, SQLite declared type)
-_KIND_OF_TYPE = {
-    "boolean": "bool",
-    "bigint": "int",
-    "integer": "int",
-    "smallint": "int",
-    "double precision": "float",
-    "float": "float",
-    "real": "float",
-    "numeric": "float",
-    "bytea": "blob",
-    "blob": "blob",
-}
-
-
-def _column_kinds(conn: Connection, table: str) -> dict[str, str]:
-    """Each column's kind, straight from the catalogue (SQLAlchemy's reflection costs ~20 ms
-    in a fresh process, most of an append)."""
-    if conn.dialect.name == "sqlite":
-        rows = conn.exec_driver_sql(f"PRAGMA table_info({_quote(conn, table)})").all()
-        named = [(r[1], r[2]) for r in rows]
-    else:
-        named = conn.execute(
-            sa.text(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"
-            ),
-            {"t": _quote(conn, table)},
-        ).all()
-    return {name: _KIND_OF_TYPE.get(str(sql_type).lower(), "text") for name, sql_type in named}
-
-
-def _quote(conn: Connection, name: str) -> str:
-    return conn.dialect.identifier_preparer.quote(name)
-
-
-def _add_column(conn: Connection, table: str, name: str, kind: str) -> None:
-    sql_type = _SQL_TYPES[kind].compile(dialect=conn.dialect)
-    exists = " IF NOT EXISTS" if conn.dialect.name == "postgresql" else ""
-    conn.exec_driver_sql(
-        f"ALTER TABLE {_quote(conn, table)} ADD COLUMN{exists} {_quote(conn, name)} {sql_type}"
-    )
-
-
-def _widen_column(conn: Connection, table: str, name: str, old: str, kind: str) -> None:
-    """PostgreSQL columns change type; SQLite stores any kind in any column already."""
-    if conn.dialect.name != "postgresql":
-        return
-    sql_type = _SQL_TYPES[kind].compile(dialect=conn.dialect)
-    col = _quote(conn, name)
-    # boolean has no cast to bigint or double precision, only to integer (true is 1)
-    via = "::integer" if old == "bool" and kind in ("int", "float") else ""
-    conn.exec_driver_sql(
-        f"ALTER TABLE {_quote(conn, table)} ALTER COLUMN {col} TYPE {sql_type} "
-        f"USING {col}{via}::{sql_type}"
-    )
-
-
-class _StoredBool(sa.types.UserDefinedType):
-    """An SQLite boolean column's cells: 0 and 1 read as bools, anything widened in as stored."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **_: Any) -> str:
-        return "BOOLEAN"
-
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        return lambda v: bool(v) if type(v) is int and v in (0, 1) else v
-
-
-def _readable(col: sa.Column, dialect: str) -> Any:
-    """A column to select. SQLite keeps each cell's own kind whatever the column was declared
-    (a boolean or integer column may since hold floats or text), so its cells are read as
-    stored rather than through the declared type."""
-    if dialect != "sqlite":
-        return col
-    kind = _StoredBool() if isinstance(col.type, sa.Boolean) else sa.types.NullType()
-    return sa.type_coerce(col, kind).label(col.name)
 
 
 def open_store(
