@@ -6,6 +6,7 @@ Each command group lives in its own module and is registered here. Errors a user
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -22,6 +23,17 @@ from vitbench.cli import train as _train  # noqa: E402,F401
 from vitbench.cli.app import app
 from vitbench.cli.output import err_console
 from vitbench.errors import VitbenchError
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The usage-error classes of click and of the copy of click that typer ships (if any)."""
+    classes: list[type[Exception]] = []
+    for module in ("click", "typer._click.exceptions"):
+        try:
+            classes.append(importlib.import_module(module).ClickException)
+        except ImportError:
+            continue
+    return tuple(classes)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,12 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here too
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except _usage_errors() as exc:  # click's own message; exit 2 for usage errors
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
         if os.environ.get("VITBENCH_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

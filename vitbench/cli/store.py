@@ -24,8 +24,9 @@ def export_cmd(
 ) -> None:
     """Write a store's tables as files, one per table; figures as PNG files."""
     from vitbench.store import open_store
-    from vitbench.store.export import export_store
+    from vitbench.store.export import check_export, export_store
 
+    check_export(fmt, table or None)
     with open_store(store, create=False) as st:
         paths = export_store(st, out, fmt, table or None)
     info(f"{len(paths)} file(s) written to {out}")

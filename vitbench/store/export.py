@@ -19,7 +19,11 @@ from vitbench.store.schema import TABLES
 FORMATS = {"csv": ".csv", "parquet": ".parquet", "json": ".jsonl"}
 
 
-def _check_format(fmt: str) -> None:
+def check_export(fmt: str, tables: list[str] | None = None) -> None:
+    """Refuse an unknown format or table, or Parquet without pyarrow, before anything is read."""
+    for name in tables or []:
+        if name not in TABLES:
+            raise VitbenchError(f"unknown table '{name}'; tables: {', '.join(TABLES)}")
     if fmt not in FORMATS:
         raise VitbenchError(f"unknown export format '{fmt}'; choose from {', '.join(FORMATS)}")
     if fmt == "parquet":
@@ -51,10 +55,7 @@ def export_store(
     store: Store, out: str | os.PathLike, fmt: str = "csv", tables: list[str] | None = None
 ) -> list[Path]:
     """Write the chosen tables (default: every table with rows) to ``out``; return the files."""
-    _check_format(fmt)
-    for name in tables or []:
-        if name not in TABLES:
-            raise VitbenchError(f"unknown table '{name}'; tables: {', '.join(TABLES)}")
+    check_export(fmt, tables)
     out = Path(out)
     frames = {name: store.read(name) for name in (tables or TABLES)}
     frames = {name: df for name, df in frames.items() if not df.empty}
