@@ -116,8 +116,25 @@ def test_a_failing_model_keeps_the_points_before_it(store_url: str) -> None:
         ProfileOptions(threads=0),
         ProfileOptions(budget_s=0),
         ProfileOptions(device="cpu", precision="fp16"),
+        ProfileOptions(device="meta", metrics=frozenset({"params", "latency"})),
+        ProfileOptions(device="meta", metrics=frozenset({"params", "memory"})),
+        ProfileOptions(device="tpu"),
+        ProfileOptions(device="hpu"),
+        ProfileOptions(in_chans=0),
+        ProfileOptions(num_classes=-3),
+        ProfileOptions(warmup=-5),
+        ProfileOptions(min_runs=-1),
+        ProfileOptions(min_runs=10, max_runs=9),
+        ProfileOptions(rel_precision=0),
+        ProfileOptions(checkpoint="/nonexistent/weights.safetensors"),
     ],
 )
 def test_impossible_options_are_user_errors(opts: ProfileOptions) -> None:
     with pytest.raises(VitbenchError):
         opts.validate()
+
+
+def test_meta_device_counts_but_never_times() -> None:
+    opts = ProfileOptions(metrics=frozenset({"params", "flops"}), device="meta", **QUICK)
+    (row,) = profile(["vit_tiny_patch16_224"], opts).records
+    assert row["macs"] > 0 and "latency_median_ms" not in row and row["device_type"] == "meta"

@@ -195,3 +195,56 @@ def test_vitbench_checkpoint_rebuilds_its_own_shape(tmp_path, capsys) -> None:
     assert profiled[0]["img_size"] == 8 and profiled[0]["tokens"] == 17  # 4 x 4 patches + class
     assert profiled[0]["params"] == sum(p.numel() for p in src.parameters())
     assert {(r["layer"], r["head"]) for r in analyzed} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def _spec_file(path, **kwargs) -> str:
+    """A one-tensor safetensors file claiming to hold vit_tiny with ``kwargs``."""
+    from vitbench.zoo.weights import SPEC_METADATA_KEY
+
+    spec = json.dumps(dict(name="vit_tiny_patch16_224", kwargs=kwargs))
+    save_file({"w": torch.zeros(1)}, str(path), metadata={SPEC_METADATA_KEY: spec})
+    return str(path)
+
+
+def test_a_huge_stored_spec_is_refused_before_anything_is_allocated(tmp_path) -> None:
+    import resource
+    import time
+
+    path = _spec_file(tmp_path / "big.safetensors", embed_dim=4096, depth=64, num_heads=64)
+    create_model("vit_tiny_patch16_224", device="meta")  # timm imported and warm
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match="does not fit the model"):
+        create_model("vit_tiny_patch16_224", checkpoint=path)  # ~50 GB if it were built
+    assert time.perf_counter() - started < 3
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 256 * 1024  # KiB
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(checkpoint_path="/etc/hostname"), dict(pretrained_cfg_overlay={}), dict(depth=[1] * 9)],
+)
+def test_a_stored_spec_with_other_keys_is_refused(tmp_path, kwargs) -> None:
+    path = _spec_file(tmp_path / "odd.safetensors", **kwargs)
+    with pytest.raises(CheckpointError, match="model spec with"):
+        create_model("vit_tiny_patch16_224", checkpoint=path)
+
+
+def test_stored_spec_keys_include_the_scratch_models_arguments() -> None:
+    from vitbench.zoo.factory import SHAPE_KEYS, spec_kwarg_keys
+
+    keys = spec_kwarg_keys()
+    assert SHAPE_KEYS <= keys and {"pos_embed", "vocab_size", "hidden_dim"} <= keys
+    assert "checkpoint_path" not in keys
+
+
+def test_a_keyword_of_the_wrong_type_is_named() -> None:
+    with pytest.raises(VitbenchError, match="model kwarg depth wants int, got 'abc'"):
+        create_model(ModelSpec("vit_tiny_patch16_224", kwargs=dict(depth="abc")), device="meta")
+    with pytest.raises(VitbenchError, match="mlp_ratio wants float"):
+        create_model(ModelSpec("scratch_vit_tiny_patch16_224", kwargs=dict(mlp_ratio="x")))
+
+
+def test_an_image_smaller_than_a_patch_names_the_smallest_size() -> None:
+    with pytest.raises(VitbenchError, match="smallest img_size is 16"):
+        create_model(ModelSpec("vit_tiny_patch16_224", img_size=7), device="meta")

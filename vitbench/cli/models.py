@@ -6,6 +6,7 @@ import typer
 
 from vitbench.cli.app import app
 from vitbench.cli.output import OutputFormat, emit, warn
+from vitbench.errors import VitbenchError
 
 
 @app.command("models")
@@ -18,6 +19,8 @@ def models_cmd(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
 ) -> None:
     """List models that can be profiled, with params and tokens at the default size."""
+    if limit < 1:
+        raise VitbenchError(f"limit must be a positive number of models, got {limit}")
     from vitbench.measure.model_cost import count_model
     from vitbench.zoo import ModelSpec, list_models
     from vitbench.zoo.aliases import aliases_by_target

@@ -22,7 +22,7 @@ from vitbench.measure.options import METRICS, ProfileOptions
 
 
 def parse_int_list(text: str | None, what: str) -> list[int | None]:
-    """'1,8,32' -> [1, 8, 32]; None or '' -> [None] (the model's default)."""
+    """'1,8,32' -> [1, 8, 32], repeats dropped in order; None or '' -> [None] (the default)."""
     if not text:
         return [None]
     out: list[int | None] = []
@@ -37,7 +37,7 @@ def parse_int_list(text: str | None, what: str) -> list[int | None]:
         if value < 1:
             raise VitbenchError(f"{what} must be positive, got {value}")
         out.append(value)
-    return out
+    return list(dict.fromkeys(out))
 
 
 def _metrics(text: str) -> frozenset[str]:

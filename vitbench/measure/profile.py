@@ -30,6 +30,7 @@ from vitbench.measure.utilization import (
 )
 from vitbench.store import Recorder, Store, device_name, environment
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn, with_checkpoint_spec
+from vitbench.zoo.weights import check_fits, checkpoint_shapes
 
 __all__ = ["METRICS", "PRECISIONS", "ProfileOptions", "ProfileRun", "measure_point", "profile"]
 
@@ -228,6 +229,8 @@ class _Sweep:
         opts = self.opts
         self.step(f"{spec.name} {_shape_label(spec)}: counting")
         meta_model = create_model(spec, device="meta")
+        if opts.checkpoint is not None:  # a count-only run must not pass weights that do not fit
+            check_fits(meta_model, checkpoint_shapes(opts.checkpoint), opts.checkpoint)
         fused = set_fused_attn(meta_model, opts.fused_attn)
         cost = count_model(spec, model=meta_model, macs="flops" in opts.metrics)
         del meta_model

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,15 +21,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitbench.errors import UnknownModelError, VitbenchError
+from vitbench.errors import CheckpointError, UnknownModelError, VitbenchError
 from vitbench.zoo.aliases import alias_names, resolve_alias
 from vitbench.zoo.registry import get_factory, scratch_names
 from vitbench.zoo.weights import (
     SPEC_METADATA_KEY,
+    check_fits,
     check_pretrained_available,
+    checkpoint_shapes,
     load_checkpoint,
     read_spec_metadata,
 )
+
+#: keyword arguments a checkpoint's stored spec may set on any model: its shape
+SHAPE_KEYS = frozenset(
+    ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads")
+    + ("mlp_ratio", "reg_tokens", "no_embed_class", "qk_norm", "window_size")  # timm's ViT, Swin
+)
+#: the fields of a stored spec (see :func:`spec_metadata`)
+_SPEC_FIELDS = frozenset(("name", "img_size", "in_chans", "num_classes", "kwargs"))
 
 
 @dataclass(frozen=True)
@@ -69,10 +81,14 @@ def with_checkpoint_spec(spec: ModelSpec, checkpoint: str | os.PathLike | None) 
     """Fill what ``spec`` leaves unset from the spec a vitbench checkpoint records.
 
     Sizes the user gives win, and so do their keyword overrides; a checkpoint of another model,
-    or one that records no spec, leaves ``spec`` as it is.
+    or one that records no spec, leaves ``spec`` as it is. A stored spec with keys other than
+    shapes (:func:`spec_kwarg_keys`) is refused: the file is not trusted to set options.
     """
     stored = read_spec_metadata(checkpoint) if checkpoint is not None else None
-    if not stored or stored.get("name") != spec.name:
+    if not stored:
+        return spec
+    _check_stored_spec(stored, checkpoint)
+    if stored.get("name") != spec.name:
         return spec
     img = stored.get("img_size")
     return ModelSpec(
@@ -86,6 +102,44 @@ def with_checkpoint_spec(spec: ModelSpec, checkpoint: str | os.PathLike | None) 
         ),
         kwargs={**stored.get("kwargs", {}), **spec.kwargs},
     )
+
+
+@functools.cache
+def spec_kwarg_keys() -> frozenset[str]:
+    """Keys a stored spec may set: :data:`SHAPE_KEYS` and the from-scratch models' arguments."""
+    from vitbench.zoo.scratch import bert, mlp, transformer, vit
+
+    keys = set(SHAPE_KEYS)
+    for cls in (vit.VisionTransformer, bert.Bert, mlp.MLP, transformer.Transformer):
+        keys.update(list(inspect.signature(cls.__init__).parameters)[1:])
+    return frozenset(keys)
+
+
+def _check_stored_spec(stored: Any, path: Any) -> None:
+    """Refuse a stored spec with unknown fields or keys, or values other than plain ones."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("kwargs", {}), dict):
+        raise CheckpointError(f"checkpoint {path} records a model spec that is not a mapping")
+    kwargs = stored.get("kwargs", {})
+    bad = sorted((set(stored) - _SPEC_FIELDS) | (set(kwargs) - spec_kwarg_keys()))
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} records a model spec with keys vitbench does not accept: "
+            f"{', '.join(bad)} (only shape keys such as {', '.join(sorted(SHAPE_KEYS))})"
+        )
+    values = {**{k: v for k, v in stored.items() if k != "kwargs"}, **kwargs}
+    odd = sorted(k for k, v in values.items() if not _plain(v))
+    if odd:
+        raise CheckpointError(
+            f"checkpoint {path} records a model spec with values that are not plain: "
+            + ", ".join(odd)
+        )
+
+
+def _plain(value: Any) -> bool:
+    """A JSON scalar, or a short list of integers (an image size)."""
+    if isinstance(value, list):
+        return len(value) <= 3 and all(isinstance(v, int) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -181,14 +235,15 @@ def create_model(
 ) -> nn.Module:
     """Build the model a spec names, in eval mode, on ``device`` (``"meta"`` for no weights).
 
-    Random init by default; ``checkpoint`` loads a local file as weights only; ``pretrained``
-    asks timm for published weights (error at once when neither a cache nor a network has them).
+    Random init by default; ``checkpoint`` loads a local file as weights only, after its tensor
+    shapes are checked against the model built on the meta device (so a file cannot make
+    vitbench allocate a model it does not fit); ``pretrained`` asks timm for published weights
+    (error at once when neither a cache nor a network has them).
     """
     if isinstance(spec, str):
         spec = ModelSpec(resolve_name(spec))
     spec = with_checkpoint_spec(spec, checkpoint)
     dev = torch.device(device)
-    kwargs = spec.build_kwargs()
     factory = get_factory(spec.name)
     if (pretrained or checkpoint) and dev.type == "meta":
         raise VitbenchError("weights cannot be loaded on the meta device")
@@ -196,29 +251,80 @@ def create_model(
         raise VitbenchError(f"{spec.name} is a from-scratch model: it has no pretrained weights")
     if pretrained:
         check_pretrained_available(spec.name)
-    try:
-        with torch.device(dev):
-            if factory is not None:
-                model = factory(**kwargs)
-            else:
-                import timm
-
-                try:
-                    model = timm.create_model(spec.name, pretrained=pretrained, **kwargs)
-                except TypeError as exc:
-                    # size-agnostic models (PVT-v2) take no img_size: the input decides
-                    if "img_size" not in str(exc) or "img_size" not in kwargs:
-                        raise
-                    kwargs.pop("img_size")
-                    model = timm.create_model(spec.name, pretrained=pretrained, **kwargs)
-    except TypeError as exc:
-        raise VitbenchError(f"{spec.name} does not accept these options: {exc}") from exc
-    except (AssertionError, ValueError, RuntimeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise VitbenchError(f"cannot build {spec.name} with {kwargs or 'defaults'}: {msg}") from exc
+    if checkpoint is not None:
+        check_fits(_build(spec, torch.device("meta")), checkpoint_shapes(checkpoint), checkpoint)
+    model = _build(spec, dev, pretrained)
     if checkpoint is not None:
         load_checkpoint(model, Path(checkpoint))
     return model.eval()
+
+
+def _build(spec: ModelSpec, dev: torch.device, pretrained: bool = False) -> nn.Module:
+    """The module a spec names on ``dev``; options it cannot take are one-line errors."""
+    kwargs = spec.build_kwargs()
+    try:
+        with torch.device(dev):
+            model = _construct(spec.name, kwargs, pretrained)
+    except (TypeError, AssertionError, ValueError, RuntimeError) as exc:
+        problem = _kwarg_type_problem(spec.name, kwargs)
+        if problem:
+            raise VitbenchError(f"{spec.name}: {problem}") from exc
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, TypeError):
+            raise VitbenchError(f"{spec.name} does not accept these options: {msg}") from exc
+        raise VitbenchError(f"cannot build {spec.name} with {kwargs or 'defaults'}: {msg}") from exc
+    _check_patch_fits(spec.name, model)
+    return model
+
+
+def _construct(name: str, kwargs: dict[str, Any], pretrained: bool) -> nn.Module:
+    """Call our factory or timm's with ``kwargs`` (on the current default device)."""
+    factory = get_factory(name)
+    if factory is not None:
+        return factory(**kwargs)
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except TypeError as exc:
+        # size-agnostic models (PVT-v2) take no img_size: the input decides
+        if "img_size" not in str(exc) or "img_size" not in kwargs:
+            raise
+        kwargs = {k: v for k, v in kwargs.items() if k != "img_size"}
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+
+
+def _kwarg_type_problem(name: str, kwargs: dict[str, Any]) -> str | None:
+    """'depth wants an int, got 'abc'' for the first keyword whose type differs from its
+    default's in the model class's signature; None when none does (or the class is unknown)."""
+    try:
+        with torch.device("meta"):
+            cls = type(_construct(name, {}, pretrained=False))
+        params = inspect.signature(cls.__init__).parameters
+    except Exception:  # noqa: BLE001 - no class to compare against: keep the original error
+        return None
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        if default is None or default is inspect.Parameter.empty:
+            continue
+        wanted = float if isinstance(default, float) else type(default)
+        if not isinstance(value, (wanted, int) if wanted is float else wanted):
+            return f"model kwarg {key} wants {wanted.__name__}, got {value!r}"
+    return None
+
+
+def _check_patch_fits(name: str, model: nn.Module) -> None:
+    """Refuse an image smaller than one patch (timm builds it and fails deep in a conv)."""
+    embed = getattr(model, "patch_embed", None)
+    img, patch = getattr(embed, "img_size", None), getattr(embed, "patch_size", None)
+    if not (isinstance(img, tuple) and isinstance(patch, tuple) and len(img) == len(patch)):
+        return
+    if any(i < p for i, p in zip(img, patch, strict=True)):
+        p = max(patch)
+        raise VitbenchError(
+            f"{name}: img_size {min(img)} is smaller than one patch: a {p}-pixel patch is "
+            f"larger than the image; for patch_size {p} the smallest img_size is {p}"
+        )
 
 
 def default_input_size(model: nn.Module, spec: ModelSpec) -> tuple[int, int, int]:

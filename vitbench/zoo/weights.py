@@ -48,11 +48,57 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {p} holds no state dict of tensors")
-    # strip the prefix DistributedDataParallel and torch.compile add
+    return _strip_prefixes(state)
+
+
+def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
+    """Drop the key prefix DistributedDataParallel and torch.compile add."""
     for prefix in ("module.", "_orig_mod."):
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
+
+
+def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in a checkpoint; a safetensors file is read from its header only."""
+    p = Path(path)
+    if p.suffix != ".safetensors" or not p.is_file():
+        return {k: tuple(v.shape) for k, v in read_state_dict(p).items()}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except Exception as exc:  # corrupted or truncated header
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {p} ({type(exc).__name__}: {first})"
+        ) from exc
+    return _strip_prefixes(shapes)
+
+
+def check_fits(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Any) -> None:
+    """Raise :class:`CheckpointError` unless ``shapes`` are exactly ``model``'s tensors.
+
+    ``model`` may live on the meta device, so a file is checked before memory is allocated.
+    """
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in own if k not in shapes]
+    unexpected = [k for k in shapes if k not in own]
+    wrong = [k for k in own if k in shapes and shapes[k] != own[k]]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        parts.append(
+            f"{len(wrong)} of another shape (e.g. {k}: {shapes[k]} in the file, "
+            f"{own[k]} in the model)"
+        )
+    if parts:
+        raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(parts))
 
 
 def read_spec_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -75,23 +121,7 @@ def read_spec_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load a checkpoint into ``model`` strictly; a mismatch is a one-line error."""
     state = read_state_dict(path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(
-                f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
-                f"{tuple(own[k].shape)} in the model)"
-            )
-        raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(parts))
+    check_fits(model, {k: tuple(v.shape) for k, v in state.items()}, path)
     model.load_state_dict(state, strict=True)
     return model
 
