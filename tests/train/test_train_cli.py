@@ -73,3 +73,10 @@ def test_sweep_table_and_effects(capsys, store) -> None:
     assert "depth=1" in out and "test_acc" in out.splitlines()[0]
     code, out, err = run(capsys, "sweep", "--grid", "depth", "--out", str(store))
     assert code == 2 and "key=v1,v2" in err
+
+
+def test_the_run_id_is_announced_before_training(capsys, store) -> None:
+    argv = ["train", "--epochs", "1", "--subset", "32", "--threads", "1", "--format", "json"]
+    code, out, err = run(capsys, *argv, "--out", str(store))
+    run_id = json.loads(out)["run_id"]
+    assert code == 0 and f"--resume {run_id}" in err.split("epoch")[0]

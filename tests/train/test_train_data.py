@@ -112,7 +112,7 @@ def test_missing_mnist_names_the_files_and_where(tmp_path) -> None:
     assert "\n" not in msg
     with pytest.raises(DataError, match="cifar-10-batches-py/data_batch_1"):
         load_data("cifar10", data_dir=tmp_path)
-    with pytest.raises(DataError, match="--data-dir"):
+    with pytest.raises(DataError, match="data_dir"):
         load_data("fashion_mnist")
 
 

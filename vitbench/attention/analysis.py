@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitbench.attention.clusters import cluster_heads, head_features
+from vitbench.attention.clusters import PROJECTIONS, cluster_heads, head_features
 from vitbench.attention.extract import AttentionExtractor, AttentionLayer
 from vitbench.attention.geometry import layout_for
 from vitbench.attention.images import (
@@ -45,6 +45,7 @@ from vitbench.attention.rollout import FUSIONS, rollout_step
 from vitbench.attention.stats import LayerStats
 from vitbench.errors import VitbenchError
 from vitbench.store import Recorder, Store, environment
+from vitbench.train.distributed import check_device
 from vitbench.zoo import ModelSpec, create_model, default_input_size, resolve_name
 
 IMPORTANCE = ("gradient", "mask", "both", "none")
@@ -86,6 +87,41 @@ def _build(
     return built, spec.name, default_input_size(built, spec)
 
 
+def check_options(
+    *,
+    device: str = "cpu",
+    fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    importance: str = "gradient",
+    projection: str = "pca",
+    n_clusters: int | None = None,
+    plots_dir: str | os.PathLike | None = None,
+) -> None:
+    """Raise :class:`VitbenchError` for options :func:`analyze_attention` cannot use."""
+    check_device(device)
+    if fusion not in FUSIONS:
+        raise VitbenchError(f"fusion must be one of {', '.join(FUSIONS)}, got '{fusion}'")
+    if importance not in IMPORTANCE:
+        raise VitbenchError(f"importance must be one of {', '.join(IMPORTANCE)}")
+    if not 0 <= discard_ratio < 1:
+        raise VitbenchError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
+    if projection not in PROJECTIONS:
+        choices = ", ".join(PROJECTIONS)
+        raise VitbenchError(f"projection must be one of {choices}, got '{projection}'")
+    if n_clusters is not None and n_clusters < 1:
+        raise VitbenchError(f"n_clusters must be at least 1, got {n_clusters}")
+    if plots_dir is not None:
+        _check_plots_dir(Path(plots_dir))
+
+
+def _check_plots_dir(path: Path) -> None:
+    """Refuse a plots_dir that is, or lies under, something other than a directory."""
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is not)"
+        raise VitbenchError(f"plots_dir {path} is not a directory{where}")
+
+
 def analyze_attention(
     model: nn.Module | str | ModelSpec,
     source: ImageSource | None = None,
@@ -116,12 +152,15 @@ def analyze_attention(
     ``plots_dir``, by default ``<store artifacts>/plots/<run id>/`` (none without a store).
     With a store, the rollout figure and then the rows are stored (see the module's doc).
     """
-    if fusion not in FUSIONS:
-        raise VitbenchError(f"fusion must be one of {', '.join(FUSIONS)}, got '{fusion}'")
-    if importance not in IMPORTANCE:
-        raise VitbenchError(f"importance must be one of {', '.join(IMPORTANCE)}")
-    if not 0 <= discard_ratio < 1:
-        raise VitbenchError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
+    check_options(
+        device=device,
+        fusion=fusion,
+        discard_ratio=discard_ratio,
+        importance=importance,
+        projection=projection,
+        n_clusters=n_clusters,
+        plots_dir=plots_dir,
+    )
     recorder = Recorder(store, environment(device))
     source = source or ImageSource()
     net, name, input_size = _build(model, device, pretrained, checkpoint, img_size, model_kwargs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vitbench.errors import VitbenchError
+
 PROJECTIONS = ("pca", "tsne")
 
 
@@ -39,7 +41,9 @@ def cluster_heads(
     from sklearn.preprocessing import StandardScaler
 
     if projection not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got '{projection}'")
+        raise VitbenchError(
+            f"projection must be one of {', '.join(PROJECTIONS)}, got '{projection}'"
+        )
     n = features.shape[0]
     if n < 3 or features.shape[1] == 0:
         return np.zeros(n, dtype=int), np.zeros((n, 2))

@@ -93,6 +93,7 @@ def attention_cmd(
     import torch
 
     from vitbench.attention import ImageSource, analyze_attention
+    from vitbench.attention.analysis import check_options
     from vitbench.zoo import ModelSpec, parse_kwargs, resolve_name
 
     chosen = [s for s in (images is not None, sample_images, dataset is not None) if s]
@@ -108,6 +109,15 @@ def attention_cmd(
         else ImageSource("digits")
     )
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_options(
+        device=dev,
+        fusion=fusion,
+        discard_ratio=discard_ratio,
+        importance=importance,
+        projection=projection,
+        n_clusters=clusters,
+        plots_dir=plots_dir,
+    )
     spec = ModelSpec(
         resolve_name(model),
         img_size=img_size,

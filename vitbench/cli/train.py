@@ -17,6 +17,7 @@ from rich.progress import Progress
 from vitbench.cli.app import app
 from vitbench.cli.output import OutputFormat, emit, info, progress_bar, scaled
 from vitbench.cli.store_options import open_for_writing, out_option, print_on_failure, store_option
+from vitbench.errors import VitbenchError
 from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS
 
 DATASET_HELP = f"Dataset: {', '.join(DATASETS)} (digits and photos are embedded)."
@@ -86,12 +87,55 @@ def _show_epochs(rows: Sequence[dict[str, Any]], run: str) -> None:
     info(f"continue the run with --resume {run}")
 
 
+def _check_data(cfg: Any) -> None:  # a TrainConfig (torch loads only when a command runs)
+    """Check the data a config reads before the store is opened."""
+    from vitbench.train.data import check_data
+
+    check_data(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        subset=cfg.subset,
+    )
+
+
+def _announce(run_id: str) -> None:
+    info(f"run {run_id} (if interrupted, continue it with --resume {run_id})")
+
+
 def _show_cells(rows: Sequence[dict[str, Any]]) -> None:
     emit(rows, OutputFormat.table, columns=CELL_COLUMNS, title="cells", formatters=FORMATTERS)
 
 
+#: the options a resumed run reads; every other one comes from the run's stored config
+RESUME_OPTIONS = ("resume", "out", "store_url", "fmt")
+
+
+def _given(ctx: typer.Context) -> list[str]:
+    """The options given on the command line or by the environment, by their long flag."""
+    given = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given.append(param.name)
+    return given
+
+
+def _refuse_ignored_by_resume(ctx: typer.Context) -> None:
+    """--resume trains with the run's stored config: refuse options it would ignore."""
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}
+    ignored = [flags[name] for name in _given(ctx) if name not in RESUME_OPTIONS]
+    if ignored:
+        raise VitbenchError(
+            f"--resume continues with the run's stored config; it would ignore {', '.join(ignored)}"
+        )
+
+
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     dataset: str = typer.Option("digits", "--dataset", "-d", help=DATASET_HELP),
     data_dir: Path = typer.Option(None, help="Folder holding a local dataset (never downloaded)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
@@ -127,7 +171,8 @@ def train_cmd(
     resume: str = typer.Option(
         None,
         help="Continue an interrupted run (its id under <out>/runs, its directory or its "
-        "last.safetensors) with the config stored in it; other options are then ignored.",
+        "last.safetensors) with the config stored in it; only --out, --store and --format "
+        "may be given with it.",
     ),
     out: Path = out_option(),
     store_url: str = store_option(),
@@ -136,10 +181,14 @@ def train_cmd(
     """Train a model; each epoch and the final row go to the store, the final record to stdout."""
     from vitbench.store import new_run_id
     from vitbench.train import TrainConfig, train
+    from vitbench.train.run import resumable
     from vitbench.zoo import parse_kwargs, resolve_name
 
     cfg = None
-    if resume is None:
+    if resume is not None:
+        _refuse_ignored_by_resume(ctx)
+        resumable(resume, out)
+    else:
         cfg = TrainConfig(
             dataset=dataset,
             data_dir=str(data_dir) if data_dir else None,
@@ -173,6 +222,7 @@ def train_cmd(
             threads=threads,
         )
         cfg.validate()
+        _check_data(cfg)
     run_id = None if resume else new_run_id()
     finished: list[dict[str, Any]] = []
     with (
@@ -188,6 +238,7 @@ def train_cmd(
             run_id=run_id,
             on_batch=bars.on_batch,
             on_epoch=bars.on_epoch,
+            on_start=_announce,
         )
     if not _is_main():
         return
@@ -236,7 +287,7 @@ def sweep_cmd(
     """Train a grid of cells; cells already in the store, or that another sweep is training,
     are skipped. Other train options can be swept with a single value, e.g. --grid mixup=0.2."""
     from vitbench.train import TrainConfig
-    from vitbench.train.sweep import parse_grid, sweep
+    from vitbench.train.sweep import cell_config, cells_of, parse_grid, sweep
     from vitbench.zoo import parse_kwargs, resolve_name
 
     grid_values = parse_grid(grid)
@@ -260,6 +311,9 @@ def sweep_cmd(
         threads=threads,
     )
     base.validate()
+    _check_data(base)
+    for cell in cells_of(grid_values):
+        cell_config(base, cell)  # every cell is valid before the store is opened
     cells: list[dict[str, Any]] = []
     with (
         open_for_writing(out, store_url) as store,

@@ -9,6 +9,7 @@ URLs; a store listed twice is read once.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,9 +24,14 @@ from vitbench.report.markdown import Document
 from vitbench.report.sections import attention, cost, training
 from vitbench.store import DB_FILE, Store, open_store, read_table, resolve_url
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 #: the record tables the report reads whole (figures are read by name, as sections need them)
 TABLES = ("profile", "profile_fit", "attention", "train_epochs", "train_runs", "sweep")
 REPORT_NAME = "report.md"
+#: the first line of every report.md vitbench writes (older ones start with their heading)
+MARKER = "written by vitbench report"
+_STARTS = (f"<!-- {MARKER} -->", "# vitbench report")
+_IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
 StoreTarget = str | os.PathLike | Store
 
@@ -33,6 +39,11 @@ StoreTarget = str | os.PathLike | Store
 def _check_directory(target: str | os.PathLike) -> None:
     """A results directory must hold a database; one of vitbench 0.1's CSV tables is imported."""
     path = Path(target)
+    if path.is_file() and path.suffix not in SQLITE_SUFFIXES:
+        raise VitbenchError(
+            f"{path} is a file, not a results store: give a results directory (holding "
+            f"{DB_FILE}), an SQLite file or a database URL"
+        )
     if not path.is_dir() or (path / DB_FILE).exists():
         return
     if any((path / f"{name}.csv").is_file() for name in TABLES):
@@ -92,12 +103,40 @@ def build_report(stores: Sequence[StoreTarget], out_dir: str | os.PathLike | Non
             )
         out = Path(out_dir) if out_dir is not None else next(iter(opened.values())).artifacts
         ctx = Context(Document(out / REPORT_NAME), stores=opened)
+        previous = _previous_figures(ctx.doc.path)
         with plots.deferred():
             _write(ctx, {name: ctx.envs.tag(df, name) for name, df in tables.items()})
-        return ctx.doc.write()
+        path = ctx.doc.write()
+        _remove_stale(previous, _linked(ctx.doc.text(), out), ctx.figures)
+        return path
     finally:
         for st in opened.values():
             st.close()
+
+
+def _linked(text: str, base: Path) -> set[Path]:
+    """The images a markdown text links, as paths under ``base``."""
+    return {base / link for link in _IMAGE_LINK.findall(text)}
+
+
+def _previous_figures(path: Path) -> set[Path]:
+    """The figures an earlier report at ``path`` linked; refuse a file vitbench did not write."""
+    if not path.exists():
+        return set()
+    text = path.read_text(errors="replace")
+    if not text.startswith(_STARTS):
+        raise VitbenchError(
+            f"{path} was not written by vitbench report: not overwriting it "
+            "(choose another out_dir, or move the file)"
+        )
+    return _linked(text, path.parent)
+
+
+def _remove_stale(previous: set[Path], current: set[Path], figures: Path) -> None:
+    """Delete the PNGs under ``figures`` the earlier report linked and this one does not."""
+    for stale in previous - current:
+        if stale.suffix == ".png" and stale.parent == figures and stale.is_file():
+            stale.unlink()
 
 
 def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
@@ -121,6 +160,7 @@ def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
 
 def _intro(ctx: Context) -> None:
     doc = ctx.doc
+    doc.comment(MARKER)
     doc.heading("vitbench report", 1)
     doc.paragraph(
         f"Written by vitbench {__version__} from the results stored in "

@@ -30,6 +30,10 @@ class Document:
     def heading(self, text: str, level: int = 2) -> None:
         self.blocks.append(f"{'#' * level} {text}")
 
+    def comment(self, text: str) -> None:
+        """An HTML comment: kept in the file, not shown by a markdown viewer."""
+        self.blocks.append(f"<!-- {text} -->")
+
     def paragraph(self, text: str) -> None:
         self.blocks.append(text.strip())
 

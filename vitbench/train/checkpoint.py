@@ -101,20 +101,37 @@ def save_state(state: dict[str, Any], path: Path) -> Path:
     return _atomic_save(tensors, path, {"skeleton": json.dumps(skeleton)})
 
 
-def load_state(path: Path) -> dict[str, Any]:
-    """Read a state written by :func:`save_state`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+def _state_error(path: Path, exc: Exception) -> CheckpointError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CheckpointError(f"{path} is not a vitbench training state ({first})")
+
+
+def check_state(path: Path) -> str:
+    """The skeleton of the state at ``path``, read from its header alone (no tensors)."""
+    from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise CheckpointError(f"no training state to resume at {path}")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-        tensors = load_file(str(path), device="cpu")
-        return unpack(tensors, json.loads(meta["skeleton"]))
-    except (KeyError, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a vitbench training state ({exc})") from exc
+    except (ValueError, OSError, SafetensorError) as exc:
+        raise _state_error(path, exc) from exc
+    if "skeleton" not in meta:
+        raise CheckpointError(f"{path} is not a vitbench training state (no skeleton)")
+    return meta["skeleton"]
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """Read a state written by :func:`save_state`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    skeleton = check_state(path)
+    try:
+        return unpack(load_file(str(path), device="cpu"), json.loads(skeleton))
+    except (KeyError, ValueError, OSError, SafetensorError) as exc:
+        raise _state_error(path, exc) from exc
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ missing is a one-line :class:`~vitbench.errors.DataError` naming the files expec
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from vitbench.errors import DataError
-from vitbench.train.defaults import DATASETS, NATIVE
+from vitbench.train.defaults import DATASETS, LOCAL_DATASETS, NATIVE
 
 #: published per-channel statistics of the local torchvision datasets (train split, [0, 1] pixels)
 STATS = {
@@ -95,12 +97,33 @@ class PilToPreprocessed:
         return self.prep(to_dtype(to_image(img), torch.float32, scale=True))
 
 
+def _train_size(n: int, val_fraction: float, test_fraction: float) -> int:
+    """Images left for training out of ``n`` after the cuts :func:`split_indices` makes."""
+    test = math.ceil(test_fraction * n) if test_fraction > 0 else 0
+    rest = n - test
+    val_of_rest = val_fraction / (1 - test_fraction)
+    return rest - (math.ceil(val_of_rest * rest) if val_of_rest > 0 else 0)
+
+
+def _check_split_sizes(n: int, val_fraction: float, test_fraction: float) -> None:
+    """Refuse ``n`` images too few to leave every split at least one image."""
+    if n > 0 and _train_size(n, val_fraction, test_fraction) >= 1:
+        return
+    need = next(m for m in itertools.count(1) if _train_size(m, val_fraction, test_fraction) >= 1)
+    raise DataError(
+        f"{n} image(s) cannot be split into train, validation and test splits of at least one "
+        f"image each: val_fraction {val_fraction} and test_fraction {test_fraction} need at "
+        f"least {need} images"
+    )
+
+
 def split_indices(
     targets: Sequence[int], val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train/val/test indices, fixed by ``seed``; a fraction of 0 gives no split."""
     from sklearn.model_selection import train_test_split
 
+    _check_split_sizes(len(targets), val_fraction, test_fraction)
     idx = np.arange(len(targets))
     y = np.asarray(targets)
     empty = np.array([], dtype=int)
@@ -210,7 +233,7 @@ def _photos(seed: int, side: int) -> tuple[Tensor, Tensor, list[str]]:
 
 
 def _expected_files(name: str) -> list[str]:
-    """Paths, relative to ``--data-dir``, that torchvision reads for a local dataset."""
+    """Paths, relative to ``data_dir``, that torchvision reads for a local dataset."""
     import torchvision.datasets as tvd
 
     if name in ("mnist", "fashion_mnist"):
@@ -223,7 +246,7 @@ def _expected_files(name: str) -> list[str]:
 def _check_local(name: str, root: Path | None) -> Path:
     expected = _expected_files(name)
     if root is None:
-        raise DataError(f"{name} is read from --data-dir, a folder holding {', '.join(expected)}")
+        raise DataError(f"{name} is read from data_dir, a folder holding {', '.join(expected)}")
     missing = [f for f in expected if not (root / f).is_file()]
     if missing:
         raise DataError(
@@ -278,9 +301,9 @@ def _image_folder(
     import torchvision.datasets as tvd
 
     if root is None or not root.is_dir():
-        where = root.resolve() if root is not None else "(no --data-dir given)"
+        where = root.resolve() if root is not None else "(no data_dir given)"
         raise DataError(
-            f"imagefolder needs --data-dir holding <class>/<image> folders "
+            f"imagefolder needs a data_dir holding <class>/<image> folders "
             f"(or train/ and test/ trees of them); not found: {where}"
         )
     mean, std = STATS["imagefolder"]
@@ -294,14 +317,35 @@ def _image_folder(
         raise DataError(f"cannot read image folders under {root.resolve()}: {first}") from exc
     if has_test and test.classes != full.classes:
         raise DataError(f"{root}/train and {root}/test hold different class folders")
+    if len(full.classes) < 2:
+        raise DataError(
+            f"{root.resolve()} holds {len(full.classes)} class folder ({', '.join(full.classes)}); "
+            "classification needs at least two"
+        )
     if has_test:
         tr, va, _ = split_indices(full.targets, val_fraction, 0.0, seed)
         te = np.arange(len(test))
     else:
         tr, va, te = split_indices(full.targets, val_fraction, test_fraction, seed)
-    return _subsets(
+    data = _subsets(
         "imagefolder", full, test, (tr, va, te), subset, seed, img_size, in_chans, mean, std
     )
+    _verify_images(data)
+    return data
+
+
+def _verify_images(data: DataBundle) -> None:
+    """Open and verify every image the splits read, so a corrupt file fails before training."""
+    from PIL import Image
+
+    for split in (data.train, data.val, data.test):
+        for i in split.indices:
+            path = split.dataset.samples[i][0]
+            try:
+                with Image.open(path) as img:
+                    img.verify()
+            except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for a corrupt file
+                raise DataError(f"cannot read image {path}: {exc}") from exc
 
 
 def load_data(
@@ -347,3 +391,30 @@ def load_data(
     if name == "imagefolder":
         return _image_folder(root, val_fraction=val_fraction, test_fraction=test_fraction, **sizes)
     return _torchvision(name, root, val_fraction=val_fraction, **sizes)
+
+
+def check_data(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    subset: int | None = None,
+) -> None:
+    """Raise :class:`DataError` for a local dataset that cannot make a run, reading no pixels.
+
+    An image folder is scanned (classes, split sizes, every image verified); a torchvision
+    dataset's files are looked for. Embedded datasets need no check.
+    """
+    if name == "imagefolder":
+        load_data(
+            name,
+            data_dir=data_dir,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            subset=subset,
+        )
+    elif name in LOCAL_DATASETS:
+        _check_local(name, Path(data_dir) if data_dir is not None else None)

@@ -18,6 +18,8 @@ NATIVE = {
     "imagefolder": (224, 3),
 }
 DATASETS = tuple(NATIVE)
+#: the datasets read from a local data_dir (the others are embedded)
+LOCAL_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
 
 #: the default model: a from-scratch ViT-Ti shrunk to 8 x 8 one-channel digits (16 tokens of 2x2)
 DEFAULT_MODEL = "scratch_vit_tiny_patch16_224"

@@ -35,9 +35,26 @@ class DistEnv:
         return self.world > 1
 
 
+DEVICE_TYPES = ("cpu", "cuda")
+
+
 def default_device(device: str | None) -> str:
     """``device``, or cuda when available, else cpu."""
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_device(device: str | None) -> None:
+    """Raise :class:`VitbenchError` unless ``device`` is cpu, cuda or cuda:N (None: the default)."""
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = None
+    if kind not in DEVICE_TYPES:
+        raise VitbenchError(f"device must be cpu, cuda or cuda:N, not '{device}'")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise VitbenchError(f"device '{device}' asked for, but no CUDA device is available")
 
 
 def world_size() -> int:
@@ -53,7 +70,7 @@ def setup(device: str | None) -> DistEnv:
     dev = torch.device(default_device(device))
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise VitbenchError("--device cuda asked for, but no CUDA device is available")
+            raise VitbenchError("device cuda asked for, but no CUDA device is available")
         if world > 1:
             dev = torch.device("cuda", local)
             torch.cuda.set_device(dev)

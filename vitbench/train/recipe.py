@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from vitbench.errors import VitbenchError
-from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS
+from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
+from vitbench.train.distributed import check_device
 from vitbench.zoo import ModelSpec
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -66,27 +67,27 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`VitbenchError` for options that cannot make a run."""
-        if self.dataset not in DATASETS:
-            choices = ", ".join(DATASETS)
-            raise VitbenchError(f"unknown dataset '{self.dataset}'; choose from {choices}")
+        self._validate_data()
         if self.epochs < 1:
             raise VitbenchError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise VitbenchError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.lr <= 0 or self.min_lr < 0 or self.weight_decay < 0:
-            raise VitbenchError("learning rates must be positive and weight decay non-negative")
+            raise VitbenchError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise VitbenchError(f"lr must be positive, got {self.lr}")
+        if self.min_lr < 0 or self.weight_decay < 0:
+            raise VitbenchError("min_lr and weight_decay must be non-negative")
         if not 0 <= self.warmup < 1:
-            raise VitbenchError(f"warm-up is a share of the run in [0, 1), got {self.warmup}")
+            raise VitbenchError(f"warmup is a share of the run in [0, 1), got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
-            raise VitbenchError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise VitbenchError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.mixup < 0 or self.cutmix < 0:
             raise VitbenchError("mixup and cutmix alphas must be non-negative")
         if self.clip_grad is not None and self.clip_grad <= 0:
-            raise VitbenchError(f"gradient clipping norm must be positive, got {self.clip_grad}")
+            raise VitbenchError(f"clip_grad must be positive, got {self.clip_grad}")
         for name in ("dropout", "drop_path"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
-                raise VitbenchError(f"{name.replace('_', ' ')} must be in [0, 1), got {value}")
+                raise VitbenchError(f"{name} must be in [0, 1), got {value}")
         if self.precision not in PRECISIONS:
             choices = ", ".join(PRECISIONS)
             raise VitbenchError(f"precision is one of {choices}, not {self.precision}")
@@ -95,7 +96,25 @@ class TrainConfig:
         if self.workers < 0:
             raise VitbenchError(f"workers must be non-negative, got {self.workers}")
         if self.pretrained and self.checkpoint:
-            raise VitbenchError("give --pretrained or --checkpoint, not both")
+            raise VitbenchError("give pretrained or checkpoint, not both")
+        check_device(self.device)
+
+    def _validate_data(self) -> None:
+        """The dataset, where it is read from and the image shape."""
+        if self.dataset not in DATASETS:
+            choices = ", ".join(DATASETS)
+            raise VitbenchError(f"unknown dataset '{self.dataset}'; choose from {choices}")
+        if self.data_dir is not None and self.dataset not in LOCAL_DATASETS:
+            raise VitbenchError(
+                f"data_dir is read only by the local datasets ({', '.join(LOCAL_DATASETS)}); "
+                f"{self.dataset} is embedded"
+            )
+        for name in ("img_size", "subset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise VitbenchError(f"{name} must be positive, got {value}")
+        if self.in_chans is not None and self.in_chans not in (1, 3):
+            raise VitbenchError(f"in_chans must be 1 or 3, got {self.in_chans}")
 
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Architecture keywords for the model, with the recipe's regularisers added."""

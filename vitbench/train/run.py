@@ -48,6 +48,8 @@ from vitbench.train.recipe import (
 from vitbench.zoo import ModelSpec, create_model
 
 EpochHook = Callable[[dict[str, Any]], None]
+#: called once on rank 0 with the run id, when the run is claimed and about to train
+StartHook = Callable[[str], None]
 #: the claim kind under which a run trains
 RUN_CLAIM = "train_run"
 
@@ -83,6 +85,13 @@ def state_path(resume: str | Path, artifacts: Path | None) -> Path:
         where = f"a run in {artifacts / 'runs'}" if artifacts is not None else "a run directory"
         raise VitbenchError(f"nothing to resume at '{resume}' (neither a path nor {where})")
     return path / ckpt.STATE_FILE if path.is_dir() else path
+
+
+def resumable(resume: str | Path, artifacts: Path | None) -> Path:
+    """The state file ``resume`` names, checked (its header) to be a training state."""
+    path = state_path(resume, artifacts)
+    ckpt.check_state(path)
+    return path
 
 
 def _seed_everything(seed: int) -> None:
@@ -304,6 +313,7 @@ def train(
     run_id: str | None = None,
     on_batch: BatchHook | None = None,
     on_epoch: EpochHook | None = None,
+    on_start: StartHook | None = None,
 ) -> TrainResult:
     """Train ``config`` (or resume a run) into ``store`` and return the tested result.
 
@@ -311,7 +321,8 @@ def train(
     ``store.artifacts/runs``, a run directory or its ``last.safetensors``: the run continues
     with the config saved there, under the same run id, and ends as the uninterrupted run
     would have. ``run_id`` names a new run (default: a fresh id). A run that has finished, or
-    that a live process is training, is refused. Hooks run on rank 0.
+    that a live process is training, is refused. Hooks run on rank 0; ``on_start`` hears the
+    run id before the data is loaded, so an interrupted run can be resumed by it.
     """
     state = None
     if resume is not None:
@@ -326,6 +337,8 @@ def train(
     try:
         run_id = distributed.broadcast(run_id or new_run_id(), env)
         with _hold(store, run_id, state is not None, env):
+            if env.is_main and on_start is not None:
+                on_start(run_id)
             return _train(cfg, env, store, run_id, state, on_batch, on_epoch)
     finally:
         torch.set_num_threads(threads)

@@ -42,7 +42,19 @@ RUN_COLUMNS = ("params", "gmacs", "best_val_acc", "test_acc", "test_loss", "trai
 RESULT_COLUMNS = ("cell", "cell_run_id", *RUN_COLUMNS, "config_hash")
 #: what happens to a cell, as ``on_cell`` hears it (besides resuming and claimed cells)
 STORED, TRAINING = "in the store, skipped", "training"
-CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model_kwargs"}
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+CONFIG_FIELDS = set(_FIELD_TYPES) - {"model_kwargs"}
+
+#: value types of the model keywords a grid commonly sweeps (others are passed on as parsed)
+MODEL_KEY_TYPES: dict[str, type] = {
+    "patch_size": int,
+    "embed_dim": int,
+    "depth": int,
+    "num_heads": int,
+    "mlp_ratio": float,
+    "qkv_bias": bool,
+}
+_TYPE_NAMES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 
 #: the claim kind under which a cell trains (its key: the config fingerprint)
 CELL_CLAIM = "sweep_cell"
@@ -77,10 +89,31 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             raise VitbenchError(f"'{key}' cannot be a grid key")
         if key in grid:
             raise VitbenchError(f"grid key '{key}' given twice")
+        for value in values:
+            _check_type(key, value)
         grid[key] = list(dict.fromkeys(values))
     if not grid:
         raise VitbenchError("a sweep needs at least one --grid key=v1,v2,...")
     return grid
+
+
+def _wanted_type(key: str) -> tuple[type | None, bool]:
+    """The type a grid key's values must have (None: unknown) and whether None is allowed."""
+    if key in CONFIG_FIELDS:
+        annotation = str(_FIELD_TYPES[key])
+        return _TYPE_NAMES.get(annotation.split("|")[0].strip()), "None" in annotation
+    return MODEL_KEY_TYPES.get(key), False
+
+
+def _check_type(key: str, value: Any) -> None:
+    """Refuse a grid value of the wrong type, naming the key and the type it wants."""
+    want, optional = _wanted_type(key)
+    if want is None or (value is None and optional):
+        return
+    numbers = (int, float) if want is float else (want,)
+    if isinstance(value, numbers) and (want is bool or not isinstance(value, bool)):
+        return
+    raise VitbenchError(f"grid key '{key}' wants {want.__name__} values, not '{value}'")
 
 
 def cell_config(base: TrainConfig, cell: dict[str, Any]) -> TrainConfig:
