@@ -10,7 +10,6 @@ figures are rendered at the end, on every core (each PNG is independent of the o
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -92,30 +91,46 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _render(index: int) -> None:
-    """Render one pending figure (in a forked worker, which inherits the figures)."""
-    fig, path = _pending[index]
-    fig.savefig(path, dpi=DPI)
+def _render_share(figures: Sequence[tuple[Figure, Path]]) -> bool:
+    """Render figures one after the other; False if any failed (in a forked child)."""
+    try:
+        for fig, path in figures:
+            fig.savefig(path, dpi=DPI)
+    except Exception:  # noqa: BLE001 - the parent renders the share again and raises
+        return False
+    return True
+
+
+def _render_all(figures: list[tuple[Figure, Path]]) -> None:
+    """Render ``figures`` on every core: forked children share them without pickling.
+
+    Each of ``n`` processes (the parent included) renders every n-th figure; a child's failed
+    share is rendered again in the parent, so its error surfaces there.
+    """
+    n = max(1, min(len(figures), os.cpu_count() or 1)) if hasattr(os, "fork") else 1
+    children = []
+    for k in range(1, n):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if _render_share(figures[k::n]) else 1)
+        children.append((pid, figures[k::n]))
+    for fig, path in figures[0::n]:
+        fig.savefig(path, dpi=DPI)
+    for pid, share in children:
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            for fig, path in share:
+                fig.savefig(path, dpi=DPI)
 
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Collect the figures drawn inside, and render them at the end on every core.
-
-    Workers are forked, so they share the drawn figures without pickling; where fork is not
-    available, or one core is, figures are rendered one after the other.
-    """
+    """Collect the figures drawn inside and render them at the end, on every core."""
     global _pending
     _pending = []
     try:
         yield
-        workers = min(len(_pending), os.cpu_count() or 1)
-        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                pool.map(_render, range(len(_pending)))
-        else:
-            for index in range(len(_pending)):
-                _render(index)
+        _render_all(_pending)
     finally:
         _pending = None
 
