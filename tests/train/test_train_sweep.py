@@ -16,7 +16,6 @@ from vitbench.train.sweep import (
     TRAINING,
     cell_config,
     cells_of,
-    effects,
     parse_grid,
     sweep,
 )
@@ -35,20 +34,6 @@ def test_grid_parsing_and_cells() -> None:
             parse_grid(bad)
     with pytest.raises(VitbenchError, match="epochs"):
         cell_config(TrainConfig(), {"epochs": 0})
-
-
-def test_effects_are_means_by_value() -> None:
-    rows = [
-        {"depth": 1, "lr": 1, "test_acc": 0.5, "gmacs": 1.0},
-        {"depth": 1, "lr": 2, "test_acc": 0.7, "gmacs": 1.0},
-        {"depth": 2, "lr": 1, "test_acc": 0.6, "gmacs": 2.0},
-        {"depth": 2, "lr": 2, "test_acc": 0.9, "gmacs": 2.0},
-    ]
-    table = {(r["hyperparameter"], r["value"]): r for r in effects(rows, ["depth", "lr"])}
-    assert table["depth", 2]["mean_test_acc"] == pytest.approx(0.75)
-    assert table["lr", 1]["mean_test_acc"] == pytest.approx(0.55)
-    assert table["lr", 2]["min_test_acc"] == 0.7 and table["lr", 2]["max_test_acc"] == 0.9
-    assert table["depth", 1]["cells"] == 2 and table["depth", 2]["mean_gmacs"] == 2.0
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ import pandas as pd
 from vitbench.errors import VitbenchError
 from vitbench.store import Claim, Holder, Recorder, Store, claim, environment, new_run_id
 from vitbench.store.claims import DONE
+from vitbench.sweep_effects import effects
 from vitbench.train import checkpoint as ckpt
 from vitbench.train import distributed, plots
 from vitbench.train.recipe import TrainConfig
@@ -129,28 +130,6 @@ def cells_of(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """The cartesian product of the grid, first key slowest."""
     keys = list(grid)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
-
-
-def effects(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean, min and max test accuracy (and mean GMACs) for each value of each grid key."""
-    out = []
-    for key in keys:
-        values = list(dict.fromkeys(r[key] for r in rows))
-        for value in values:
-            accs = [r["test_acc"] for r in rows if r[key] == value]
-            gmacs = [r["gmacs"] for r in rows if r[key] == value and r.get("gmacs") is not None]
-            out.append(
-                {
-                    "hyperparameter": key,
-                    "value": value,
-                    "cells": len(accs),
-                    "mean_test_acc": sum(accs) / len(accs),
-                    "min_test_acc": min(accs),
-                    "max_test_acc": max(accs),
-                    "mean_gmacs": sum(gmacs) / len(gmacs) if gmacs else None,
-                }
-            )
-    return out
 
 
 def _sweep_row(

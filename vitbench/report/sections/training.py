@@ -22,6 +22,7 @@ from vitbench.report.tables import (
     is_missing,
     parse_json_cell,
 )
+from vitbench.sweep_effects import effects
 
 #: learning-curve panels: (title, y label, [(column, legend suffix)], scale)
 CURVES = (
@@ -161,25 +162,6 @@ def grid_keys(cells: pd.DataFrame) -> list[str]:
     return [k for k in keys if k in cells and cells[k].notna().any()]
 
 
-def effects(cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean, min and max test accuracy (and mean GMACs) of the cells sharing each key's value."""
-    frames = [
-        cells.groupby(key, sort=False)
-        .agg(
-            cells=("test_acc", "size"),
-            mean_test_acc=("test_acc", "mean"),
-            min_test_acc=("test_acc", "min"),
-            max_test_acc=("test_acc", "max"),
-            mean_gmacs=("gmacs", "mean"),
-        )
-        .rename_axis("value")
-        .reset_index()
-        .assign(hyperparameter=key)
-        for key in keys
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
 def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
     """Per sweep: one row per cell, the effect of each hyperparameter, accuracy against GMACs."""
     doc = ctx.doc
@@ -208,7 +190,7 @@ def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
         )
         doc.table(format_columns(cells, columns))
         if keys and cells["test_acc"].notna().all():
-            table = effects(cells, keys)
+            table = pd.DataFrame(effects(cells.to_dict("records"), keys))
             doc.table(
                 format_columns(
                     table,
