@@ -52,6 +52,14 @@ def test_an_image_folder_needs_two_classes_and_readable_images(tmp_path) -> None
         check_data("imagefolder", data_dir=good, subset=None)
 
 
+def test_an_image_changed_since_it_was_verified_is_verified_again(tmp_path) -> None:
+    good = _folder(tmp_path / "two", {"cat": 10, "dog": 10})
+    check_data("imagefolder", data_dir=good)  # verified once, remembered for this process
+    (good / "cat" / "3.png").write_bytes(b"not a png any more")
+    with pytest.raises(DataError, match="3.png"):
+        check_data("imagefolder", data_dir=good)
+
+
 def test_random_bytes_are_not_a_training_state(tmp_path) -> None:
     path = tmp_path / "last.safetensors"
     path.write_bytes(bytes(range(256)) * 4)

@@ -334,18 +334,31 @@ def _image_folder(
     return data
 
 
+#: image files verified in this process, with the (size, mtime) they had then
+_VERIFIED: dict[str, tuple[int, int]] = {}
+
+
 def _verify_images(data: DataBundle) -> None:
-    """Open and verify every image the splits read, so a corrupt file fails before training."""
+    """Open and verify every image the splits read, so a corrupt file fails before training.
+
+    A file verified earlier in this process and unchanged since is not decoded again (the CLI
+    checks the data before opening the store, then the run loads it; a sweep loads it per cell).
+    """
     from PIL import Image
 
     for split in (data.train, data.val, data.test):
         for i in split.indices:
             path = split.dataset.samples[i][0]
+            stat = os.stat(path)
+            seen = (stat.st_size, stat.st_mtime_ns)
+            if _VERIFIED.get(path) == seen:
+                continue
             try:
                 with Image.open(path) as img:
                     img.verify()
             except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for a corrupt file
                 raise DataError(f"cannot read image {path}: {exc}") from exc
+            _VERIFIED[path] = seen
 
 
 def load_data(
@@ -402,10 +415,10 @@ def check_data(
     test_fraction: float = 0.2,
     subset: int | None = None,
 ) -> None:
-    """Raise :class:`DataError` for a local dataset that cannot make a run, reading no pixels.
+    """Raise :class:`DataError` for a local dataset that cannot make a run.
 
-    An image folder is scanned (classes, split sizes, every image verified); a torchvision
-    dataset's files are looked for. Embedded datasets need no check.
+    An image folder is scanned (classes, split sizes, every image verified once per process); a
+    torchvision dataset's files are looked for. Embedded datasets need no check.
     """
     if name == "imagefolder":
         load_data(
