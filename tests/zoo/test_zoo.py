@@ -248,3 +248,13 @@ def test_a_keyword_of_the_wrong_type_is_named() -> None:
 def test_an_image_smaller_than_a_patch_names_the_smallest_size() -> None:
     with pytest.raises(VitbenchError, match="smallest img_size is 16"):
         create_model(ModelSpec("vit_tiny_patch16_224", img_size=7), device="meta")
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_torch_checkpoint_shapes_are_read_without_loading_weights(tmp_path, zip_format) -> None:
+    from vitbench.zoo.weights import checkpoint_shapes
+
+    state = {"module.head.weight": torch.randn(3, 4), "module.head.bias": torch.zeros(3)}
+    path = tmp_path / "w.pt"
+    torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+    assert checkpoint_shapes(path) == {"head.weight": (3, 4), "head.bias": (3,)}

@@ -25,8 +25,23 @@ SPEC_METADATA_KEY = "vitbench_model_spec"
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "module", "state_dict_ema")
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a checkpoint's tensors on the CPU without executing anything from the file."""
+def _torch_load(p: Path, mmap: bool) -> Any:
+    """``torch.load`` as weights only; ``mmap`` maps the tensors lazily where the format allows
+    (files of torch's zip format), else the file is read whole."""
+    if mmap:
+        try:
+            return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def read_state_dict(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Read a checkpoint's tensors on the CPU without executing anything from the file.
+
+    ``mmap`` maps a torch file's tensors instead of reading them (for their shapes alone).
+    """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
@@ -36,7 +51,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             state: Any = load_file(str(p), device="cpu")
         else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            state = _torch_load(p, mmap)
     except Exception as exc:  # corrupted, truncated or unsafe (pickled code) files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -60,10 +75,11 @@ def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
-    """Each tensor's shape in a checkpoint; a safetensors file is read from its header only."""
+    """Each tensor's shape in a checkpoint, read without loading the weights: a safetensors
+    file from its header, a torch file memory-mapped (read whole only in torch's old format)."""
     p = Path(path)
     if p.suffix != ".safetensors" or not p.is_file():
-        return {k: tuple(v.shape) for k, v in read_state_dict(p).items()}
+        return {k: tuple(v.shape) for k, v in read_state_dict(p, mmap=True).items()}
     from safetensors import safe_open
 
     try:
