@@ -20,9 +20,9 @@ SMALL = ["--model-kwargs", "patch_size=2,embed_dim=16,depth=1,num_heads=2", "--i
 
 CASES = [
     # 1. devices
-    (["train", *TINY, "--device", "meta"], 2, "device must be cpu, cuda or cuda:N, not 'meta'"),
-    (["train", *TINY, "--device", "tpu"], 2, "not 'tpu'"),
-    (["analyze", "attention", MODEL, *SMALL, "--device", "meta"], 2, "not 'meta'"),
+    (["train", *TINY, "--device", "meta"], 2, "unknown device 'meta'; choose from cpu, cuda"),
+    (["train", *TINY, "--device", "tpu"], 2, "unknown device 'tpu'; choose from cpu, cuda"),
+    (["analyze", "attention", MODEL, *SMALL, "--device", "meta"], 2, "unknown device 'meta'"),
     # 2. inputs that were ignored or impossible
     (["train", *TINY, "--data-dir", "FOLDER"], 2, "data_dir is read only by the local datasets"),
     (["train", *TINY, "--img-size", "0"], 2, "img_size must be positive, got 0"),

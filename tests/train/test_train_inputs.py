@@ -15,7 +15,7 @@ from vitbench.train.sweep import parse_grid
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        (dict(device="meta"), "device must be cpu, cuda or cuda:N"),
+        (dict(device="meta"), "unknown device 'meta'; choose from cpu, cuda"),
         (dict(data_dir="/data"), "data_dir is read only by the local datasets"),
         (dict(img_size=-8), "img_size must be positive"),
         (dict(in_chans=2), "in_chans must be 1 or 3"),

@@ -43,9 +43,9 @@ from vitbench.attention.importance import (
 from vitbench.attention.plots import ROLLOUT, write_plots
 from vitbench.attention.rollout import FUSIONS, rollout_step
 from vitbench.attention.stats import LayerStats
+from vitbench.device import check_device
 from vitbench.errors import VitbenchError
 from vitbench.store import Recorder, Store, environment
-from vitbench.train.distributed import check_device
 from vitbench.zoo import ModelSpec, create_model, default_input_size, resolve_name
 
 IMPORTANCE = ("gradient", "mask", "both", "none")

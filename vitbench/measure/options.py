@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitbench.device import check_device
 from vitbench.errors import CheckpointError, VitbenchError
 
 METRICS = ("params", "flops", "latency", "memory")
@@ -97,22 +98,13 @@ class ProfileOptions:
 
     def _validate_device(self) -> None:
         """A device type vitbench knows, present here, and able to do what is asked."""
-        import torch
-
-        try:
-            dev = torch.device(self.device)
-        except RuntimeError:
-            dev = None
-        if dev is None or dev.type not in DEVICES:
-            raise VitbenchError(f"unknown device '{self.device}'; choose from {', '.join(DEVICES)}")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise VitbenchError("device 'cuda' asked for, but torch sees no CUDA device here")
-        if dev.type == "meta" and self.timed:
+        kind = check_device(self.device, DEVICES)
+        if kind == "meta" and self.timed:
             raise VitbenchError(
                 "device 'meta' has no data: it counts params and flops only, "
                 "and cannot time or measure memory"
             )
-        if dev.type == "cpu" and self.precision == "fp16" and self.timed:
+        if kind == "cpu" and self.precision == "fp16" and self.timed:
             raise VitbenchError("fp16 autocast is a CUDA setting; on CPU use bf16 or fp32")
 
     @property

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from vitbench.errors import VitbenchError
+from vitbench.device import check_device
 
 
 @dataclass(frozen=True)
@@ -35,26 +35,9 @@ class DistEnv:
         return self.world > 1
 
 
-DEVICE_TYPES = ("cpu", "cuda")
-
-
 def default_device(device: str | None) -> str:
     """``device``, or cuda when available, else cpu."""
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def check_device(device: str | None) -> None:
-    """Raise :class:`VitbenchError` unless ``device`` is cpu, cuda or cuda:N (None: the default)."""
-    if device is None:
-        return
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        kind = None
-    if kind not in DEVICE_TYPES:
-        raise VitbenchError(f"device must be cpu, cuda or cuda:N, not '{device}'")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise VitbenchError(f"device '{device}' asked for, but no CUDA device is available")
 
 
 def world_size() -> int:
@@ -68,12 +51,10 @@ def setup(device: str | None) -> DistEnv:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = torch.device(default_device(device))
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise VitbenchError("device cuda asked for, but no CUDA device is available")
-        if world > 1:
-            dev = torch.device("cuda", local)
-            torch.cuda.set_device(dev)
+    check_device(str(dev))
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return DistEnv(rank, world, dev)

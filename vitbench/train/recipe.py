@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitbench.device import check_device
 from vitbench.errors import VitbenchError
 from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
-from vitbench.train.distributed import check_device
 from vitbench.zoo import ModelSpec
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -97,7 +97,8 @@ class TrainConfig:
             raise VitbenchError(f"workers must be non-negative, got {self.workers}")
         if self.pretrained and self.checkpoint:
             raise VitbenchError("give pretrained or checkpoint, not both")
-        check_device(self.device)
+        if self.device is not None:  # None: cuda when available, else the CPU
+            check_device(self.device)
 
     def _validate_data(self) -> None:
         """The dataset, where it is read from and the image shape."""
