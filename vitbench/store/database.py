@@ -285,29 +285,35 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def _select(self, conn: Connection, table: str, where: Mapping[str, Any] | None) -> Any:
+        """The rows of ``table`` matching ``where``, in write order, internal columns hidden."""
+        schema.table_spec(table)
+        t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        dialect = self.engine.dialect.name
+        query = sa.select(*(readable(c, dialect) for c in t.c if c.name not in INTERNAL_COLUMNS))
+        for key, value in (where or {}).items():
+            query = query.where(t.c[key] == value)
+        return query.order_by(t.c.id)
+
     def read(self, table: str, where: Mapping[str, Any] | None = None):  # -> pd.DataFrame
         """Rows of ``table`` in the order they were written, as a DataFrame."""
         import pandas as pd
 
-        schema.table_spec(table)
-
         def load() -> pd.DataFrame:
             with self.engine.connect() as conn:
-                t = sa.Table(table, sa.MetaData(), autoload_with=conn)
-                dialect = self.engine.dialect.name
-                query = sa.select(
-                    *(readable(c, dialect) for c in t.c if c.name not in INTERNAL_COLUMNS)
-                )
-                for key, value in (where or {}).items():
-                    query = query.where(t.c[key] == value)
-                return pd.read_sql(query.order_by(t.c.id), conn)
+                return pd.read_sql(self._select(conn, table, where), conn)
 
         return self._errors(load)
 
     def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
-        """Rows matching ``where`` as dicts (missing cells as None)."""
-        df = self.read(table, where)
-        return [{k: _none(v) for k, v in r.items()} for r in df.to_dict("records")]
+        """Rows matching ``where`` as dicts, each cell as stored (missing cells as None)."""
+
+        def load() -> list[dict[str, Any]]:
+            with self.engine.connect() as conn:
+                result = conn.execute(self._select(conn, table, where))
+                return [dict(row._mapping) for row in result]
+
+        return self._errors(load)
 
     def counts(self) -> dict[str, int]:
         """Rows per record table."""
@@ -342,15 +348,6 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _none(value: Any) -> Any:
-    try:
-        import pandas as pd
-
-        return None if pd.isna(value) else value
-    except (TypeError, ValueError):
-        return value
 
 
 def _created_by() -> str:
