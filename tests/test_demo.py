@@ -7,6 +7,7 @@ from markdown_checks import image_links, markdown_tables
 
 from vitbench.cli import main
 from vitbench.demo import PRIOR_S, Progress, Step
+from vitbench.store import DB_FILE
 
 
 @pytest.mark.slow
@@ -27,6 +28,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["demo", "--quick", "--out", str(out)])
     assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {out / DB_FILE} already holds results (profile, ")
+    assert line.endswith("the demo writes a fresh store: remove it or choose another --out")
 
 
 def test_time_left_follows_the_pace_of_finished_steps() -> None:

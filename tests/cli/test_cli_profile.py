@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from vitbench.cli import main
-from vitbench.measure.closed_form import ViTShape, vit_macs
+from vitbench.measure.closed_form import ViTShape, vit_macs, vit_macs_terms
 from vitbench.store import DB_FILE, read_table
 
 TINY = ["--img-size", "32", "--model-kwargs", "patch_size=8,embed_dim=32,depth=1,num_heads=2"]
@@ -44,7 +45,7 @@ def test_count_only_json_records(capsys, store) -> None:
         assert r["model"] == "vit_tiny_patch16_224"
         assert r["tokens"] == 17 and r["img_size"] == 32
         assert r["macs"] == vit_macs(shape)  # per sample
-        assert r["macs_batch"] == r["macs"] * r["batch_size"]
+        assert r["macs_batch"] == r["batch_size"] * vit_macs(shape)  # b images: b times one
         assert "latency_median_ms" not in r  # a count-only run never times
     rows_in_store = stored(store)
     assert len(rows_in_store) == 2 and rows_in_store["env_torch"].notna().all()
@@ -75,7 +76,16 @@ def test_sweep_fits_and_appends(capsys, store) -> None:
     assert len(stored(store)) == 6  # added, not overwritten
     fits = stored(store, "profile_fit")
     macs_fit = fits[fits["metric"] == "macs"].iloc[0]
-    assert 1.0 < macs_fit["exponent"] < 2.0
+    # the closed form's MACs at 17, 65 and 257 tokens, fitted by hand on log-log axes
+    shapes = [
+        ViTShape(img_size=s, patch_size=8, embed_dim=32, depth=1, num_heads=2)
+        for s in (32, 64, 128)
+    ]
+    lx = np.log([sh.tokens for sh in shapes])
+    ly = np.log([vit_macs(sh) for sh in shapes])
+    slope = ((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()
+    assert macs_fit["exponent"] == pytest.approx(slope, rel=1e-9) and 1.0 < slope < 2.0
+    assert macs_fit["exponent_high"] == pytest.approx((ly[2] - ly[1]) / (lx[2] - lx[1]), rel=1e-9)
     assert "power-law" in out
 
 
@@ -162,6 +172,16 @@ def test_breakdown_table_adds_up(capsys, store) -> None:
     )  # fmt: skip
     assert code == 0, err
     row = json.loads(out.splitlines()[0])
+    # the closed form's terms, grouped by the timm module they run in
+    terms = vit_macs_terms(ViTShape(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2))
+    final_norm = terms["layer_norms"] // 3  # three layer norms: two in the block, one after it
+    in_blocks = ("qkv", "attn_scores", "attn_values", "attn_proj", "mlp")
+    assert row["macs_by_module"] == {
+        "patch_embed": terms["patch_embed"],
+        "blocks": sum(terms[k] for k in in_blocks) + 2 * final_norm,
+        "norm": final_norm,
+        "head": terms["head"],
+    }
     assert sum(row["macs_by_module"].values()) == row["macs"]
     code, out, err = run(
         capsys, "profile", "vit-ti", "--metrics", "params,flops", *TINY, "--breakdown", "1",

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.measure.closed_form import ViTShape, vit_macs, vit_params
+from vitbench.measure.closed_form import ViTShape, vit_macs, vit_macs_terms, vit_params
 from vitbench.measure.flops import count_macs
 from vitbench.measure.model_cost import count_model
 from vitbench.reference import BENCHMARK_TABLE, published_for
@@ -151,6 +151,18 @@ def test_module_breakdown_adds_up() -> None:
     blocks = {k: v for k, v in cost.count.module_breakdown(2).items() if k.startswith("blocks.")}
     assert len(blocks) == 3 and len(set(blocks.values())) == 1
     assert sum(blocks.values()) == top["blocks"]
+    # each module against the closed form's terms (vit_small: width 384, 6 heads)
+    terms = vit_macs_terms(
+        ViTShape(img_size=64, embed_dim=384, depth=3, num_heads=6, num_classes=10)
+    )
+    one_norm = terms["layer_norms"] // 7  # two per block, one after the last
+    in_blocks = ("qkv", "attn_scores", "attn_values", "attn_proj", "mlp")
+    assert top == {
+        "patch_embed": terms["patch_embed"],
+        "blocks": sum(terms[k] for k in in_blocks) + 6 * one_norm,
+        "norm": one_norm,
+        "head": terms["head"],
+    }
 
 
 def test_batch_scales_macs_linearly() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 
 from vitbench.measure.timing import (
     median_ci_ranks,
+    median_rel_ci,
     set_threads,
     summarize,
     synchronizer,
@@ -67,6 +70,39 @@ def test_median_ci_coverage_is_the_tightest_at_95_percent(n):
     assert coverage(lo) >= 0.95 > coverage(lo + 1)
 
 
+def test_median_ci_is_scipys_order_statistic_interval():
+    """scipy's quantile_test gives the exact binomial CI of a quantile: the same interval."""
+    stats = pytest.importorskip("scipy.stats")
+    if not hasattr(stats, "quantile_test"):
+        pytest.skip("scipy.stats.quantile_test needs scipy >= 1.12")
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 80), 100, 257, 1000]:
+        xs = rng.lognormal(mean=-4.0, sigma=0.5, size=n)  # skewed, like per-call latencies
+        ci = stats.quantile_test(xs, p=0.5).confidence_interval(confidence_level=0.95)
+        ranks = median_ci_ranks(n)
+        if ranks is None:
+            assert not (np.isfinite(ci.low) or np.isfinite(ci.high)), n
+            assert math.isinf(median_rel_ci(xs))
+            continue
+        ordered = np.sort(xs)
+        assert (ordered[ranks[0]], ordered[ranks[1]]) == (ci.low, ci.high), n
+        rel = (ci.high - ci.low) / 2 / np.median(xs)
+        assert median_rel_ci(xs) == pytest.approx(rel, rel=1e-12), n
+
+
+@pytest.mark.parametrize("n", [6, 10, 31, 100])
+def test_median_ci_covers_the_true_median_of_skewed_samples(n):
+    """Simulated coverage: exponential samples (median ln 2), 20 000 sets of n each."""
+    trials = 20_000
+    xs = np.sort(np.random.default_rng(n).exponential(size=(trials, n)), axis=1)
+    lo, hi = median_ci_ranks(n)
+    covered = ((xs[:, lo] <= math.log(2)) & (math.log(2) <= xs[:, hi])).mean()
+    exact = 1 - 2 * sum(math.comb(n, i) for i in range(lo + 1)) / 2**n
+    se = math.sqrt(exact * (1 - exact) / trials)
+    assert covered == pytest.approx(exact, abs=4 * se)
+    assert covered >= 0.95 - 4 * se
+
+
 def test_as_record_fields_in_ms():
     rec = summarize(SAMPLES, 0.5, stop_reason="precision").as_record()
     assert rec["first_call_ms"] == pytest.approx(500.0)
@@ -121,16 +157,39 @@ def test_bad_run_counts():
         time_callable(lambda: None, min_runs=5, max_runs=2)
 
 
-def test_set_threads():
-    current = torch.get_num_threads()
-    assert set_threads(None) == current
-    assert set_threads(current) == current
-    with pytest.raises(ValueError):
-        set_threads(0)
+def test_set_threads_changes_torch_and_none_leaves_it_alone():
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    try:
+        assert set_threads(other) == other
+        assert torch.get_num_threads() == other  # torch itself now uses ``other`` threads
+        assert set_threads(None) == other and torch.get_num_threads() == other
+        with pytest.raises(ValueError):
+            set_threads(0)
+        assert torch.get_num_threads() == other  # a refused count changes nothing
+    finally:
+        assert set_threads(before) == before
+    assert torch.get_num_threads() == before
 
 
-def test_cpu_synchronizer_is_a_noop():
-    assert synchronizer("cpu")() is None
+def test_set_threads_sets_inter_op_threads_in_a_fresh_process():
+    # torch allows set_num_interop_threads once, before inter-op work: only a new process shows it
+    # 3, not torch's default (the core count) on most boxes; nothing is queried before the set
+    code = (
+        "import torch; from vitbench.measure.timing import set_threads;"
+        "print(set_threads(3), torch.get_num_threads(), torch.get_num_interop_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "3", "3"]
+
+
+def test_synchronizer_waits_for_cuda_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    synchronizer("cpu")()
+    assert calls == []  # CPU ops have finished when they return: nothing to wait for
+    synchronizer("cuda:1")()
+    assert calls == [torch.device("cuda:1")]  # the device it was made for, not the current one
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

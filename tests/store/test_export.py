@@ -52,23 +52,32 @@ def test_one_table_and_no_overwrite(filled, tmp_path, capsys) -> None:
     out = tmp_path / "files"
     assert _export(str(filled), "--table", "profile", "--out", str(out)) == 0
     assert sorted(p.name for p in out.iterdir()) == ["profile.csv"]
+    assert capsys.readouterr().err.splitlines() == [f"1 file(s) written to {out}"]
     before = (out / "profile.csv").read_bytes()
     assert _export(str(filled), "--table", "profile", "--out", str(out)) == 2
-    assert "would overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: export would overwrite {out / 'profile.csv'}: choose another directory"]
     assert (out / "profile.csv").read_bytes() == before
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["--format", "xlsx"], ["--table", "nosuch"]],
+    ("args", "message"),
+    [
+        (
+            ["--format", "xlsx"],
+            "error: unknown export format 'xlsx'; choose from csv, parquet, json",
+        ),
+        (["--table", "nosuch"], "error: unknown table 'nosuch'; tables: profile, profile_fit, "),
+    ],
 )
-def test_bad_choices_are_one_line(filled, tmp_path, capsys, args) -> None:
+def test_bad_choices_are_one_line(filled, tmp_path, capsys, args, message) -> None:
     assert _export(str(filled), *args, "--out", str(tmp_path / "files")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:")
+    assert len(err) == 1 and err[0].startswith(message)
     assert not (tmp_path / "files").exists()
 
 
 def test_missing_store_is_one_line(tmp_path, capsys) -> None:
     assert _export(str(tmp_path / "nowhere"), "--out", str(tmp_path / "files")) == 2
-    assert "not found" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: results store not found: {tmp_path / 'nowhere'}"]

@@ -65,16 +65,19 @@ def test_spreadsheet_dialects_read_as_the_original(tmp_path, delimiter, bom) -> 
         (lambda t: t.replace("note", "model", 1), "repeated column"),
     ],
 )
-def test_malformed_files_are_refused_and_nothing_is_written(tmp_path, edit, message) -> None:
+def test_malformed_files_are_refused_and_nothing_is_written(
+    tmp_path, capsys, edit, message
+) -> None:
     src = _write(tmp_path / "old")
     table = src / "profile.csv"
     table.write_text(edit(table.read_text()))
     before = table.read_bytes()
-    with pytest.raises(LegacyFormatError, match=message):
+    with pytest.raises(LegacyFormatError, match=message) as info:
         read_legacy(src)
     with pytest.raises(SystemExit) as exit_:
         main(["import", str(src)])
     assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {info.value}"]  # the same one line
     assert table.read_bytes() == before
     assert not (src / "vitbench.db").exists()  # checked before a database is created
 

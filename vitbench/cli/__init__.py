@@ -13,13 +13,13 @@ import sys
 import typer
 
 # Command modules register themselves on `app` when imported.
-from vitbench.cli import analyze as _analyze  # noqa: E402,F401
-from vitbench.cli import demo as _demo  # noqa: E402,F401
-from vitbench.cli import models as _models  # noqa: E402,F401
-from vitbench.cli import profile as _profile  # noqa: E402,F401
-from vitbench.cli import report as _report  # noqa: E402,F401
-from vitbench.cli import store as _store  # noqa: E402,F401
-from vitbench.cli import train as _train  # noqa: E402,F401
+from vitbench.cli import analyze as _analyze  # noqa: F401
+from vitbench.cli import demo as _demo  # noqa: F401
+from vitbench.cli import models as _models  # noqa: F401
+from vitbench.cli import profile as _profile  # noqa: F401
+from vitbench.cli import report as _report  # noqa: F401
+from vitbench.cli import store as _store  # noqa: F401
+from vitbench.cli import train as _train  # noqa: F401
 from vitbench.cli.app import app
 from vitbench.cli.output import err_console
 from vitbench.errors import VitbenchError

@@ -40,7 +40,7 @@ def models_cmd(
             try:
                 c = count_model(ModelSpec(name), batch_size=1, macs=False)
                 row.update(params=c.params, tokens=c.tokens, img_size=c.input_size[1])
-            except Exception as exc:  # noqa: BLE001 - listing goes on past a model that fails
+            except Exception as exc:  # listing goes on past a model that fails
                 row.update(params=None, tokens=None, note=f"cannot build: {type(exc).__name__}")
         rows.append(row)
     cols = ["model", "aliases"] + (["img_size", "params", "tokens"] if count else [])

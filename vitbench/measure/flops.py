@@ -203,7 +203,7 @@ class MacCounter(TorchDispatchMode):
         self.by_module: defaultdict[str, int] = defaultdict(int)
         self.module_stack: list[str] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         handle = HANDLES.get(func.overloadpacket)
@@ -249,10 +249,10 @@ def count_macs(model: nn.Module, inputs: Sequence[torch.Tensor]) -> MacCount:
         if not name:
             continue
 
-        def pre(_mod, _args, name=name):  # noqa: ANN001
+        def pre(_mod, _args, name=name):
             counter.module_stack.append(name)
 
-        def post(_mod, _args, _out, name=name):  # noqa: ANN001
+        def post(_mod, _args, _out, name=name):
             # pop this module even if a child's post hook did not run
             while counter.module_stack and counter.module_stack.pop() != name:
                 pass

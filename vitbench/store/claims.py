@@ -116,7 +116,7 @@ class Claim:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 self._update(heartbeat_at=time.time())
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the work goes on
+            except Exception:  # a missed beat is retried; the work goes on
                 continue
 
     def _halt(self) -> None:

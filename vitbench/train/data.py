@@ -356,7 +356,7 @@ def _verify_images(data: DataBundle) -> None:
             try:
                 with Image.open(path) as img:
                     img.verify()
-            except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for a corrupt file
+            except Exception as exc:  # PIL raises many kinds for a corrupt file
                 raise DataError(f"cannot read image {path}: {exc}") from exc
             _VERIFIED[path] = seen
 
