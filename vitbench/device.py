@@ -23,3 +23,12 @@ def check_device(device: str, allowed: Sequence[str] = COMPUTE_DEVICES) -> str:
     if kind == "cuda" and not torch.cuda.is_available():
         raise VitbenchError(f"device '{device}' asked for, but torch sees no CUDA device here")
     return kind
+
+
+def resolve_device(device: str | None) -> str:
+    """``device``, or for None the default every command shares: cuda when available, else cpu."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -7,12 +7,12 @@ import torch
 
 from vitbench.measure.utilization import (
     PEAK_TFLOPS,
-    PRECISIONS,
     achieved_tflops,
     lookup_peak_tflops,
     measure_cpu_matmul_peak,
     model_flops_utilization,
 )
+from vitbench.precision import PRECISIONS
 
 
 def test_achieved_tflops_counts_two_flops_per_mac():

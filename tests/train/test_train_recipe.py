@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from vitbench.errors import VitbenchError
+from vitbench.train.config import TrainConfig
+from vitbench.train.defaults import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS
 from vitbench.train.recipe import (
-    DEFAULT_MODEL,
-    DEFAULT_MODEL_KWARGS,
-    TrainConfig,
     build_loss,
     build_mixup,
     build_optimizer,

@@ -10,7 +10,7 @@ from vitbench.errors import VitbenchError
 from vitbench.measure.closed_form import ViTShape, vit_macs
 from vitbench.store import Claim, claim, open_store
 from vitbench.train import TrainConfig
-from vitbench.train.recipe import DEFAULT_MODEL_KWARGS
+from vitbench.train.defaults import DEFAULT_MODEL_KWARGS
 from vitbench.train.sweep import (
     STORED,
     TRAINING,

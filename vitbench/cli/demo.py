@@ -19,7 +19,9 @@ from vitbench.errors import VitbenchError
 def demo_cmd(
     out: Path = typer.Option(Path("results/demo"), "--out", help="A new results store."),
     quick: bool = typer.Option(False, "--quick", help="A seconds-long run with tiny inputs."),
-    threads: int = typer.Option(1, help="CPU threads (1 gives stable timings on a busy box)."),
+    threads: int = typer.Option(
+        None, help="CPU threads (default: 1, which gives stable timings on a busy box)."
+    ),
     url: str = store_option(),
 ) -> None:
     """The main job on embedded defaults, ending in OUT/report.md (a few minutes on 2 cores)."""
@@ -32,7 +34,9 @@ def demo_cmd(
             f"{store.label} already holds results ({', '.join(taken)}); "
             "the demo writes a fresh store: remove it or choose another --out"
         )
-    config = dataclasses.replace(DemoConfig.quick() if quick else DemoConfig(), threads=threads)
+    config = DemoConfig.quick() if quick else DemoConfig()
+    if threads is not None:
+        config = dataclasses.replace(config, threads=threads)
     t0 = time.perf_counter()
     with progress_bar(
         TextColumn("about {task.fields[left]} left"), counter="step {task.fields[step]}"

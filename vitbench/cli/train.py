@@ -15,17 +15,11 @@ import typer
 from rich.progress import Progress
 
 from vitbench.cli.app import app
+from vitbench.cli.dataclass_options import with_options
 from vitbench.cli.output import OutputFormat, emit, info, progress_bar, scaled
 from vitbench.cli.store_options import open_for_writing, out_option, print_on_failure, store_option
 from vitbench.errors import VitbenchError
-from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS
-
-DATASET_HELP = f"Dataset: {', '.join(DATASETS)} (digits and photos are embedded)."
-MODEL_HELP = (
-    f"Zoo model or alias (default: {DEFAULT_MODEL} shrunk to digits with "
-    + ",".join(f"{k}={v}" for k, v in DEFAULT_MODEL_KWARGS.items())
-    + ")."
-)
+from vitbench.train.config import TrainConfig
 
 RUN_COLUMNS = ["model", "dataset", "epochs", "params", "gmacs", "best_val_acc", "test_acc"]
 RUN_COLUMNS += ["test_loss", "train_s"]
@@ -134,40 +128,10 @@ def _refuse_ignored_by_resume(ctx: typer.Context) -> None:
 
 
 @app.command("train")
+@with_options(TrainConfig, name="cfg")
 def train_cmd(
     ctx: typer.Context,
-    dataset: str = typer.Option("digits", "--dataset", "-d", help=DATASET_HELP),
-    data_dir: Path = typer.Option(None, help="Folder holding a local dataset (never downloaded)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
-    model_kwargs: str = typer.Option(
-        None, help="Model keyword overrides, e.g. 'depth=6,embed_dim=96'."
-    ),
-    img_size: int = typer.Option(None, help="Image side the model sees (default: the data's)."),
-    in_chans: int = typer.Option(None, help="Channels the model sees, 1 or 3 (default: data's)."),
-    pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights."),
-    checkpoint: Path = typer.Option(None, help="Start from these weights (safetensors/torch)."),
-    epochs: int = typer.Option(50, help="Epochs."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Global batch size."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
-    min_lr: float = typer.Option(1e-5, help="Learning rate at the end of the cosine."),
-    weight_decay: float = typer.Option(0.05, help="AdamW weight decay (not on biases/norms)."),
-    warmup: float = typer.Option(0.1, help="Share of the updates spent in linear warm-up."),
-    label_smoothing: float = typer.Option(0.1, help="Label smoothing."),
-    mixup: float = typer.Option(0.0, help="Mixup alpha (0: off)."),
-    cutmix: float = typer.Option(0.0, help="CutMix alpha (0: off)."),
-    clip_grad: float = typer.Option(1.0, help="Max gradient norm (0: no clipping)."),
-    dropout: float = typer.Option(None, help="Dropout rate (the model's drop_rate)."),
-    drop_path: float = typer.Option(None, help="Stochastic depth rate (drop_path_rate)."),
-    layer_scale: float = typer.Option(None, help="LayerScale initial value (init_values)."),
-    val_fraction: float = typer.Option(0.1, help="Share of images held out for validation."),
-    test_fraction: float = typer.Option(0.2, help="Test share, for data with no test split."),
-    subset: int = typer.Option(None, help="At most this many images in each split."),
-    seed: int = typer.Option(0, help="Seed for splits, initialisation and shuffling."),
-    device: str = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on CUDA only)."),
-    grad_checkpointing: bool = typer.Option(False, help="Recompute activations (timm models)."),
-    workers: int = typer.Option(0, help="Data loader worker processes."),
-    threads: int = typer.Option(None, help="CPU threads (default: torch's; recorded)."),
+    cfg: TrainConfig,
     resume: str = typer.Option(
         None,
         help="Continue an interrupted run (its id under <out>/runs, its directory or its "
@@ -179,48 +143,15 @@ def train_cmd(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
     """Train a model; each epoch and the final row go to the store, the final record to stdout."""
-    from vitbench.store import new_run_id
-    from vitbench.train import TrainConfig, train
+    from vitbench.environment import new_run_id
+    from vitbench.train import train
     from vitbench.train.run import resumable
-    from vitbench.zoo import parse_kwargs, resolve_name
 
-    cfg = None
     if resume is not None:
         _refuse_ignored_by_resume(ctx)
         resumable(resume, out)
+        cfg = None
     else:
-        cfg = TrainConfig(
-            dataset=dataset,
-            data_dir=str(data_dir) if data_dir else None,
-            img_size=img_size,
-            in_chans=in_chans,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            subset=subset,
-            model=resolve_name(model),
-            model_kwargs=parse_kwargs(model_kwargs),
-            pretrained=pretrained,
-            checkpoint=str(checkpoint) if checkpoint else None,
-            dropout=dropout,
-            drop_path=drop_path,
-            layer_scale=layer_scale,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            min_lr=min_lr,
-            weight_decay=weight_decay,
-            warmup=warmup,
-            label_smoothing=label_smoothing,
-            mixup=mixup,
-            cutmix=cutmix,
-            clip_grad=clip_grad or None,
-            seed=seed,
-            device=device,
-            precision=precision,
-            grad_checkpointing=grad_checkpointing,
-            workers=workers,
-            threads=threads,
-        )
         cfg.validate()
         _check_data(cfg)
     run_id = None if resume else new_run_id()
@@ -257,7 +188,9 @@ def train_cmd(
 
 
 @app.command("sweep")
+@with_options(TrainConfig, name="base")
 def sweep_cmd(
+    base: TrainConfig,
     grid: list[str] = typer.Option(
         ...,
         "--grid",
@@ -265,51 +198,18 @@ def sweep_cmd(
         help="KEY=V1,V2,...: a model keyword (embed_dim, patch_size, depth, num_heads...) or a "
         "train option (lr, epochs, mixup, model...). Repeat for more keys.",
     ),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help=DATASET_HELP),
-    data_dir: Path = typer.Option(None, help="Folder holding a local dataset (never downloaded)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
-    model_kwargs: str = typer.Option(None, help="Model keyword overrides for every cell."),
-    img_size: int = typer.Option(None, help="Image side the model sees (default: the data's)."),
-    in_chans: int = typer.Option(None, help="Channels the model sees, 1 or 3 (default: data's)."),
-    epochs: int = typer.Option(50, help="Epochs per cell."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Global batch size."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
-    subset: int = typer.Option(None, help="At most this many images in each split."),
-    seed: int = typer.Option(0, help="Seed for splits, initialisation and shuffling."),
-    device: str = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on CUDA only)."),
-    workers: int = typer.Option(0, help="Data loader worker processes."),
-    threads: int = typer.Option(None, help="CPU threads (default: torch's; recorded)."),
     out: Path = out_option(),
     store_url: str = store_option(),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
     """Train a grid of cells; cells already in the store, or that another sweep is training,
     are skipped. Other train options can be swept with a single value, e.g. --grid mixup=0.2."""
-    from vitbench.train import TrainConfig
     from vitbench.train.sweep import cell_config, cells_of, parse_grid, sweep
-    from vitbench.zoo import parse_kwargs, resolve_name
+    from vitbench.zoo import resolve_name
 
     grid_values = parse_grid(grid)
     if "model" in grid_values:
         grid_values["model"] = [resolve_name(str(m)) for m in grid_values["model"]]
-    base = TrainConfig(
-        dataset=dataset,
-        data_dir=str(data_dir) if data_dir else None,
-        img_size=img_size,
-        in_chans=in_chans,
-        subset=subset,
-        model=resolve_name(model),
-        model_kwargs=parse_kwargs(model_kwargs),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        precision=precision,
-        workers=workers,
-        threads=threads,
-    )
     base.validate()
     _check_data(base)
     for cell in cells_of(grid_values):

@@ -6,49 +6,107 @@ Torch-free at import, so the command line can load it without loading torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vitbench.device import check_device
+from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
+from vitbench.options import int_list, option, parse_kwargs
+from vitbench.precision import check_precision
 
 METRICS = ("params", "flops", "latency", "memory")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+#: what else a metric may be called: throughput and MFU come with the latency
+METRIC_ALIASES = {"throughput": "latency", "mfu": "latency", "macs": "flops"}
 #: device types a profile runs on (an index may follow: cuda:1); meta counts without weights
 DEVICES = ("cpu", "cuda", "mps", "xpu", "meta")
 
 
+def parse_metrics(text: str) -> frozenset[str]:
+    """``'latency,macs'`` -> the metrics named (aliases resolved), params always among them."""
+    chosen = {METRIC_ALIASES.get(m.strip(), m.strip()) for m in text.split(",") if m.strip()}
+    return frozenset(chosen | {"params"})
+
+
 @dataclass(frozen=True)
 class ProfileOptions:
-    """What to measure and how. Defaults give a quick, honest CPU profile."""
+    """What to measure and how; each field is also an option of ``vitbench profile``.
 
-    metrics: frozenset[str] = frozenset(METRICS)
-    batch_sizes: Sequence[int] = (1,)
-    img_sizes: Sequence[int | None] = (None,)
-    patch_sizes: Sequence[int | None] = (None,)
-    seq_lens: Sequence[int | None] = (None,)
-    in_chans: int | None = None
-    num_classes: int | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
-    precision: str = "fp32"  # fp32 | tf32 | fp16 | bf16 (the last two through autocast)
-    threads: int | None = None  # CPU threads; None keeps torch's default
-    channels_last: bool = False
-    compile: bool = False
-    fused_attn: bool | None = None  # None: the model's default (timm: fused)
-    cudnn_benchmark: bool = False
-    warmup: int = 3
-    budget_s: float = 2.0
-    min_runs: int = 5
-    max_runs: int = 1000
-    rel_precision: float = 0.02
-    noise_cv: float = 0.10
-    oom_backoff: bool = True
-    peak_tflops: float | None = None
-    pretrained: bool = False
-    checkpoint: str | None = None
-    breakdown_depth: int = 0  # >0: per-module MACs at this depth, in `macs_by_module`
+    The defaults give a quick, honest CPU profile.
+    """
+
+    metrics: frozenset[str] = option(
+        frozenset(METRICS),
+        help="What to measure: params,flops,latency,memory (params,flops never times anything).",
+        parse=parse_metrics,
+        text_default=",".join(METRICS),
+    )
+    batch_sizes: Sequence[int] = option(
+        (1,),
+        flags=("--batch-size", "-b"),
+        help="Batch sizes, e.g. 1,8,32.",
+        parse=int_list("batch sizes"),
+        text_default="1",
+    )
+    img_sizes: Sequence[int | None] = option(
+        (None,),
+        flags=("--img-size",),
+        help="Image sizes to sweep, e.g. 112,224.",
+        parse=int_list("image sizes"),
+    )
+    patch_sizes: Sequence[int | None] = option(
+        (None,),
+        flags=("--patch-size",),
+        help="Patch sizes to sweep, e.g. 8,16.",
+        parse=int_list("patch sizes"),
+    )
+    seq_lens: Sequence[int | None] = option(
+        (None,),
+        flags=("--seq-len",),
+        help="Sequence lengths (token models).",
+        parse=int_list("sequence lengths"),
+    )
+    in_chans: int | None = option(None, help="Input channels override.")
+    num_classes: int | None = option(None, help="Classifier classes override.")
+    model_kwargs: dict[str, Any] = option(
+        default_factory=dict,
+        help="timm keyword overrides, e.g. 'depth=6,embed_dim=384'.",
+        parse=parse_kwargs,
+    )
+    device: str | None = option(None, help="cpu or cuda (default: cuda when available).")
+    precision: str = option("fp32", help="fp32, tf32, fp16 or bf16 (autocast).")
+    threads: int | None = option(None, help="CPU threads (applied and recorded).")
+    channels_last: bool = option(False, help="Channels-last memory format.")
+    compile: bool = option(False, flags=("--compile",), help="torch.compile the model.")
+    fused_attn: bool | None = option(
+        None,
+        flags=("--fused-attn/--no-fused-attn",),
+        help="Force timm's fused attention on or off (default: the model's).",
+    )
+    cudnn_benchmark: bool = option(False, help="Let cuDNN autotune per shape.")
+    warmup: int = option(3, help="Warm-up calls after the first call, not timed.")
+    budget_s: float = option(
+        2.0, flags=("--budget",), help="Seconds of timed calls per point at most."
+    )
+    min_runs: int = option(5, help="Timed calls at least.")
+    max_runs: int = option(1000, help="Timed calls at most.")
+    rel_precision: float = option(
+        0.02, help="Stop when the 95% CI of the median is within this fraction of it."
+    )
+    noise_cv: float = option(
+        0.10, help="Flag a point's timing as noisy when its per-call CV is above this."
+    )
+    oom_backoff: bool = option(
+        True, help="On out-of-memory, record it and retry at half the batch size."
+    )
+    peak_tflops: float | None = option(
+        None, help="Peak TFLOP/s for MFU (else the datasheet table, else measured)."
+    )
+    pretrained: bool = option(False, help="Load timm's pretrained weights.")
+    checkpoint: str | None = option(None, help="Weights file (safetensors or torch, weights only).")
+    breakdown_depth: int = option(
+        0, flags=("--breakdown",), help="Per-module MACs at this depth (e.g. 1 or 2)."
+    )
 
     def validate(self) -> None:
         """Raise :class:`VitbenchError` for options no measurement can satisfy.
@@ -61,10 +119,7 @@ class ProfileOptions:
             raise VitbenchError(
                 f"unknown metric(s) {', '.join(sorted(bad))}; choose from {', '.join(METRICS)}"
             )
-        if self.precision not in PRECISIONS:
-            raise VitbenchError(
-                f"unknown precision '{self.precision}'; choose from {', '.join(PRECISIONS)}"
-            )
+        check_precision(self.precision)
         self._validate_sizes()
         self._validate_timing()
         self._validate_device()
@@ -82,6 +137,8 @@ class ProfileOptions:
             for v in values:
                 if v is not None and v < 1:
                     raise VitbenchError(f"{name} must be a positive integer, got {v}")
+        if None in self.batch_sizes:
+            raise VitbenchError("batch_sizes must name at least one batch size")
         _at_least("in_chans", self.in_chans, 1)
         _at_least("num_classes", self.num_classes, 0)
         _at_least("threads", self.threads, 1)
@@ -93,12 +150,13 @@ class ProfileOptions:
         _at_least("max_runs", self.max_runs, self.min_runs, f"min_runs ({self.min_runs})")
         if self.budget_s <= 0:
             raise VitbenchError(f"budget_s (the time budget) must be positive, got {self.budget_s}")
-        if self.rel_precision <= 0:
-            raise VitbenchError(f"rel_precision must be positive, got {self.rel_precision}")
+        for name in ("rel_precision", "noise_cv"):
+            if getattr(self, name) <= 0:
+                raise VitbenchError(f"{name} must be positive, got {getattr(self, name)}")
 
     def _validate_device(self) -> None:
         """A device type vitbench knows, present here, and able to do what is asked."""
-        kind = check_device(self.device, DEVICES)
+        kind = check_device(resolve_device(self.device), DEVICES)
         if kind == "meta" and self.timed:
             raise VitbenchError(
                 "device 'meta' has no data: it counts params and flops only, "

@@ -8,7 +8,7 @@ measured on the chosen device. The options live in :mod:`vitbench.measure.option
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,9 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitbench.device import resolve_device
+from vitbench.environment import device_name, environment
 from vitbench.measure.memory import measure_peak_memory
 from vitbench.measure.model_cost import ModelCost, count_model, example_inputs
-from vitbench.measure.options import METRICS, PRECISIONS, ProfileOptions
+from vitbench.measure.options import METRICS, ProfileOptions
 from vitbench.measure.scaling import fit_scaling
 from vitbench.measure.timing import set_threads, time_callable
 from vitbench.measure.utilization import (
@@ -28,11 +30,12 @@ from vitbench.measure.utilization import (
     measure_cpu_matmul_peak,
     model_flops_utilization,
 )
-from vitbench.store import Recorder, Store, device_name, environment
+from vitbench.precision import autocast
+from vitbench.store import Recorder, Store
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn, with_checkpoint_spec
 from vitbench.zoo.weights import check_fits, checkpoint_shapes
 
-__all__ = ["METRICS", "PRECISIONS", "ProfileOptions", "ProfileRun", "measure_point", "profile"]
+__all__ = ["METRICS", "ProfileOptions", "ProfileRun", "measure_point", "profile"]
 
 
 def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
@@ -48,13 +51,6 @@ def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
         )
         # the meta-device count must build the shape the checkpoint's weights have
         yield with_checkpoint_spec(spec, opts.checkpoint)
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision in ("fp16", "bf16"):
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        return torch.autocast(device_type=device.type, dtype=dtype)
-    return contextlib.nullcontext()
 
 
 def _configure_backends(device: torch.device, opts: ProfileOptions) -> None:
@@ -146,7 +142,7 @@ def measure_point(
             inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
 
         def forward() -> object:
-            with torch.inference_mode(), _autocast(device, opts.precision):
+            with torch.inference_mode(), autocast(device.type, opts.precision):
                 return model(*inputs)
 
         if "latency" in opts.metrics:
@@ -284,6 +280,7 @@ def profile(
     before each count and each timing, for progress displays.
     """
     opts.validate()
+    opts = dataclasses.replace(opts, device=resolve_device(opts.device))
     device = torch.device(opts.device)
     threads = set_threads(opts.threads) if device.type == "cpu" else torch.get_num_threads()
     _configure_backends(device, opts)

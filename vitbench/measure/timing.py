@@ -18,6 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vitbench.measure.options import ProfileOptions
+
+#: the stopping rule's and the noise flag's defaults: those of ``vitbench profile``
+_DEFAULTS = ProfileOptions()
+
 #: coverage of the confidence interval of the median
 CONFIDENCE = 0.95
 
@@ -39,7 +44,7 @@ class TimingStats:
     max_s: float
     std_s: float  # sample standard deviation (ddof=1); 0 for one sample
     cv: float  # std / mean
-    rel_ci: float  # half-width of the 95% CI of the median over the median; inf when n < 6
+    rel_ci: float  # half the width of the 95% CI of the median, over the median; inf when n < 6
     noisy: bool  # cv > noise threshold
     stop_reason: str  # "precision" | "budget" | "max_runs"
     timer: str = "perf_counter"  # "perf_counter" | "cuda-events"
@@ -67,13 +72,16 @@ class TimingStats:
 def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] | None:
     """0-based ranks (lo, hi) of the distribution-free CI of the median of ``n`` samples.
 
-    The interval [x_(lo), x_(hi)] of the sorted samples covers the true median with probability
-    at least ``confidence`` (the number of samples below the median is Binomial(n, 1/2)).
-    None when no such interval exists (n < 6 at 95%).
+    With x_(0) <= ... <= x_(n-1) the sorted samples and B ~ Binomial(n, 1/2) the number of them
+    below the true median, [x_(k), x_(n-1-k)] misses the median with probability 2 P(B <= k).
+    The ranks are lo = k, hi = n - 1 - k for the largest k with 1 - 2 P(B <= k) >= ``confidence``:
+    the narrowest such interval, with coverage at least ``confidence``. None when even
+    [x_(0), x_(n-1)] falls short (n < 6 at 95%: 1 - 2 / 2**5 < 0.95).
     """
     alpha = (1.0 - confidence) / 2
     log_half_n = n * math.log(0.5)
-    # largest j with P(Bin(n, 1/2) < j) <= alpha; the interval is [x_(j), x_(n-1-j)] 0-based
+    # cdf is P(B < j); the loop stops at the first j with P(B <= j) > alpha, so k = j - 1 is the
+    # largest k with P(B <= k) <= alpha and the interval is [x_(j-1), x_(n-j)], 0-based
     cdf, j = 0.0, 0
     while j <= n // 2:
         pmf = math.exp(
@@ -89,7 +97,11 @@ def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] |
 
 
 def median_rel_ci(samples: Sequence[float]) -> float:
-    """Half-width of the 95% order-statistic CI of the median, relative to the median."""
+    """Half the width of the 95% order-statistic CI of the median, over the median.
+
+    (x_(hi) - x_(lo)) / 2 / median with (lo, hi) from :func:`median_ci_ranks`; the interval need
+    not be centred on the median. inf below 6 samples or when the median is not positive.
+    """
     ranks = median_ci_ranks(len(samples))
     if ranks is None:
         return math.inf
@@ -107,7 +119,7 @@ def summarize(
     *,
     warmup_runs: int = 0,
     stop_reason: str = "max_runs",
-    noise_cv: float = 0.10,
+    noise_cv: float = _DEFAULTS.noise_cv,
     timer: str = "perf_counter",
 ) -> TimingStats:
     """Statistics of per-call ``samples`` (seconds); a pure function of its inputs."""
@@ -175,20 +187,21 @@ def time_callable(
     fn: Callable[[], object],
     *,
     device: torch.device | str = "cpu",
-    warmup: int = 3,
-    min_runs: int = 5,
-    max_runs: int = 1000,
-    budget_s: float = 2.0,
-    rel_precision: float = 0.02,
-    noise_cv: float = 0.10,
+    warmup: int = _DEFAULTS.warmup,
+    min_runs: int = _DEFAULTS.min_runs,
+    max_runs: int = _DEFAULTS.max_runs,
+    budget_s: float = _DEFAULTS.budget_s,
+    rel_precision: float = _DEFAULTS.rel_precision,
+    noise_cv: float = _DEFAULTS.noise_cv,
     use_cuda_events: bool = True,
 ) -> TimingStats:
     """Time ``fn()`` per call on ``device``.
 
-    The first call is timed on its own; ``warmup`` more calls run untimed; then samples are
-    taken until the 95% CI of the median is within ``rel_precision`` of it (checked from
-    ``min_runs`` on), or ``budget_s`` seconds of timed calls are spent (never before
-    ``min_runs``), or ``max_runs`` samples are taken.
+    The first call is timed on its own; ``warmup`` more calls run untimed; then one sample is
+    taken at a time until ``max_runs`` samples are taken, or, from ``min_runs`` samples on,
+    until :func:`median_rel_ci` (half the width of the 95% CI of the median, over the median)
+    is at most ``rel_precision``, or ``budget_s`` seconds of wall time have passed since the
+    first timed sample began (checked in that order after each sample).
     """
     if min_runs < 1 or max_runs < min_runs:
         raise ValueError(f"need 1 <= min_runs <= max_runs, got {min_runs}, {max_runs}")

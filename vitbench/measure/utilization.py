@@ -12,8 +12,6 @@ import time
 
 import torch
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
-
 _A100 = "NVIDIA A100 Tensor Core GPU datasheet (dense; sparse figures are 2x)"
 _A10 = "NVIDIA A10 Tensor Core GPU datasheet (dense; sparse figures are 2x)"
 _H100 = "NVIDIA H100 Tensor Core GPU Architecture whitepaper, table 1 (dense)"

@@ -17,7 +17,7 @@ _HOMES = {
     "DEFAULT_MODEL_KWARGS": "defaults",
     "DataBundle": "data",
     "load_data": "data",
-    "TrainConfig": "recipe",
+    "TrainConfig": "config",
     "TrainResult": "run",
     "train": "run",
     "SweepResult": "sweep",

@@ -27,15 +27,16 @@ from typing import Any
 
 import pandas as pd
 
+from vitbench.environment import environment, new_run_id
 from vitbench.errors import VitbenchError
-from vitbench.store import Claim, Holder, Recorder, Store, claim, environment, new_run_id
+from vitbench.options import parse_value
+from vitbench.store import Claim, Holder, Recorder, Store, claim
 from vitbench.store.claims import DONE
 from vitbench.sweep_effects import effects
 from vitbench.train import checkpoint as ckpt
 from vitbench.train import distributed, plots
-from vitbench.train.recipe import TrainConfig
+from vitbench.train.config import TrainConfig
 from vitbench.train.run import BatchHook, EpochHook, TrainResult, run_dir, train
-from vitbench.zoo import parse_kwargs
 
 #: the columns of a sweep row copied from its run's ``train_runs`` row
 RUN_COLUMNS = ("params", "gmacs", "best_val_acc", "test_acc", "test_loss", "train_s")
@@ -83,7 +84,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         if "=" not in item:
             raise VitbenchError(f"grid entry '{item}' is not of the form key=v1,v2,...")
         key, raw = (s.strip() for s in item.split("=", 1))
-        values = [parse_kwargs(f"{key}={v}")[key] for v in raw.split(",") if v.strip()]
+        values = [parse_value(v.strip()) for v in raw.split(",") if v.strip()]
         if not key or not values:
             raise VitbenchError(f"grid entry '{item}' names no key or no values")
         if key in RESULT_COLUMNS or key == "model_kwargs":
@@ -94,7 +95,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             _check_type(key, value)
         grid[key] = list(dict.fromkeys(values))
     if not grid:
-        raise VitbenchError("a sweep needs at least one --grid key=v1,v2,...")
+        raise VitbenchError("a sweep needs at least one grid entry key=v1,v2,...")
     return grid
 
 

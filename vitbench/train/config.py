@@ -1,0 +1,188 @@
+"""What decides a training run: one dataclass, its defaults and checks, shared with the CLI.
+
+Each field is also an option of ``vitbench train`` and ``vitbench sweep`` (its help is here).
+Torch-free at import, so the command line builds its options without loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vitbench.errors import VitbenchError
+from vitbench.options import option, parse_kwargs
+from vitbench.precision import TRAIN_PRECISIONS, check_precision
+from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
+
+if TYPE_CHECKING:
+    from vitbench.zoo import ModelSpec
+
+_MODEL_HELP = (
+    f"Zoo model or alias (default: {DEFAULT_MODEL} shrunk to digits with "
+    + ",".join(f"{k}={v}" for k, v in DEFAULT_MODEL_KWARGS.items())
+    + ")."
+)
+
+
+def _resolve_model(name: str) -> str:
+    from vitbench.zoo import resolve_name
+
+    return resolve_name(name)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run's result (and nothing that does not)."""
+
+    # data
+    dataset: str = option(
+        "digits",
+        flags=("--dataset", "-d"),
+        help=f"Dataset: {', '.join(DATASETS)} (digits and photos are embedded).",
+    )
+    data_dir: str | None = option(None, help="Folder holding a local dataset (never downloaded).")
+    img_size: int | None = option(None, help="Image side the model sees (default: the data's).")
+    in_chans: int | None = option(None, help="Channels the model sees, 1 or 3 (default: data's).")
+    val_fraction: float = option(0.1, help="Share of images held out for validation.")
+    test_fraction: float = option(0.2, help="Test share, for data with no test split.")
+    subset: int | None = option(None, help="At most this many images in each split.")
+    # model; for DEFAULT_MODEL, model_kwargs override DEFAULT_MODEL_KWARGS key by key
+    model: str = option(
+        DEFAULT_MODEL, flags=("--model", "-m"), help=_MODEL_HELP, parse=_resolve_model
+    )
+    model_kwargs: dict[str, Any] = option(
+        default_factory=dict,
+        help="Model keyword overrides, e.g. 'depth=6,embed_dim=96'.",
+        parse=parse_kwargs,
+    )
+    pretrained: bool = option(False, help="Start from timm's pretrained weights.")
+    checkpoint: str | None = option(None, help="Start from these weights (safetensors/torch).")
+    dropout: float | None = option(None, help="Dropout rate (the model's drop_rate).")
+    drop_path: float | None = option(None, help="Stochastic depth rate (drop_path_rate).")
+    layer_scale: float | None = option(None, help="LayerScale initial value (init_values).")
+    # optimisation
+    epochs: int = option(50, help="Epochs.")
+    batch_size: int = option(
+        64, flags=("--batch-size", "-b"), help="Global batch size (split over processes)."
+    )
+    lr: float = option(1e-3, help="Peak learning rate (AdamW).")
+    min_lr: float = option(1e-5, help="Learning rate at the end of the cosine.")
+    weight_decay: float = option(0.05, help="AdamW weight decay (not on biases/norms).")
+    warmup: float = option(0.1, help="Share of the updates spent in linear warm-up.")
+    label_smoothing: float = option(0.1, help="Label smoothing.")
+    mixup: float = option(0.0, help="Mixup alpha (0: off).")
+    cutmix: float = option(0.0, help="CutMix alpha (0: off).")
+    clip_grad: float | None = option(1.0, help="Max gradient norm (0: no clipping).")
+    # execution
+    seed: int = option(0, help="Seed for splits, initialisation and shuffling.")
+    device: str | None = option(None, help="cpu or cuda (default: cuda when available).")
+    precision: str = option("fp32", help="fp32, bf16 or fp16 (fp16 on CUDA only).")
+    grad_checkpointing: bool = option(False, help="Recompute activations (timm models).")
+    workers: int = option(0, help="Data loader worker processes.")
+    threads: int | None = option(None, help="CPU threads (default: torch's; recorded).")
+
+    def __post_init__(self) -> None:
+        if self.clip_grad == 0:
+            self.clip_grad = None  # one spelling of "no clipping", so one fingerprint
+
+    def validate(self) -> None:
+        """Raise :class:`VitbenchError` for options that cannot make a run."""
+        self._validate_data()
+        self._validate_optimisation()
+        for name in ("dropout", "drop_path"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise VitbenchError(f"{name} must be in [0, 1), got {value}")
+        check_precision(self.precision, TRAIN_PRECISIONS)
+        if self.threads is not None and self.threads < 1:
+            raise VitbenchError(f"threads must be at least 1, got {self.threads}")
+        if self.workers < 0:
+            raise VitbenchError(f"workers must be non-negative, got {self.workers}")
+        if self.pretrained and self.checkpoint:
+            raise VitbenchError("give pretrained or checkpoint, not both")
+        if self.device is not None:  # None: cuda when available, else the CPU
+            from vitbench.device import check_device
+
+            check_device(self.device)
+
+    def _validate_data(self) -> None:
+        """The dataset, where it is read from and the image shape."""
+        if self.dataset not in DATASETS:
+            choices = ", ".join(DATASETS)
+            raise VitbenchError(f"unknown dataset '{self.dataset}'; choose from {choices}")
+        if self.data_dir is not None and self.dataset not in LOCAL_DATASETS:
+            raise VitbenchError(
+                f"data_dir is read only by the local datasets ({', '.join(LOCAL_DATASETS)}); "
+                f"{self.dataset} is embedded"
+            )
+        for name in ("img_size", "subset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise VitbenchError(f"{name} must be positive, got {value}")
+        if self.in_chans is not None and self.in_chans not in (1, 3):
+            raise VitbenchError(f"in_chans must be 1 or 3, got {self.in_chans}")
+
+    def _validate_optimisation(self) -> None:
+        """Epochs, batch, learning rates and the regularisers' ranges."""
+        if self.epochs < 1:
+            raise VitbenchError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise VitbenchError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise VitbenchError(f"lr must be positive, got {self.lr}")
+        if self.min_lr < 0 or self.weight_decay < 0:
+            raise VitbenchError("min_lr and weight_decay must be non-negative")
+        if not 0 <= self.warmup < 1:
+            raise VitbenchError(f"warmup is a share of the run in [0, 1), got {self.warmup}")
+        if not 0 <= self.label_smoothing < 1:
+            raise VitbenchError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise VitbenchError("mixup and cutmix alphas must be non-negative")
+        if self.clip_grad is not None and self.clip_grad < 0:
+            raise VitbenchError(f"clip_grad must be non-negative, got {self.clip_grad}")
+
+    def resolved_model_kwargs(self) -> dict[str, Any]:
+        """Architecture keywords for the model, with the recipe's regularisers added."""
+        base = DEFAULT_MODEL_KWARGS if self.model == DEFAULT_MODEL else {}
+        kw = {**base, **self.model_kwargs}
+        for key, value in (
+            ("drop_rate", self.dropout),
+            ("drop_path_rate", self.drop_path),
+            ("init_values", self.layer_scale),
+        ):
+            if value is not None:
+                kw[key] = value
+        return kw
+
+    def model_spec(self, img_size: int, in_chans: int, num_classes: int) -> ModelSpec:
+        from vitbench.zoo import ModelSpec
+
+        return ModelSpec(
+            self.model,
+            img_size=img_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            kwargs=self.resolved_model_kwargs(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise VitbenchError(f"unknown training options: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def fingerprint(self) -> str:
+        """A short hash of every field that decides the result (not where or how fast it runs)."""
+        d = self.to_dict()
+        for key in ("device", "workers", "threads", "data_dir"):
+            d.pop(key)
+        blob = json.dumps(d, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
