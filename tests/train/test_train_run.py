@@ -12,7 +12,7 @@ from vitbench.errors import VitbenchError
 from vitbench.measure.closed_form import ViTShape, vit_macs, vit_params
 from vitbench.store import Claim, claim, holder, open_store
 from vitbench.train import TrainConfig, load_data, train
-from vitbench.train.recipe import DEFAULT_MODEL_KWARGS
+from vitbench.train.defaults import DEFAULT_MODEL_KWARGS
 from vitbench.zoo import create_model
 
 SHORT = dict(epochs=10, lr=3e-3, device="cpu")  # CPU: a re-evaluation must agree exactly

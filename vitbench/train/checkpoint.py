@@ -1,4 +1,4 @@
-"""Checkpoints in safetensors: weights for use, full training state for ``--resume``.
+"""Checkpoints in safetensors: weights for use, full training state (:class:`TrainState`) to resume.
 
 safetensors holds only tensors plus string metadata, so nothing in a checkpoint runs code when
 it is read. A nested state (optimizer state, RNG states, history) is split into its tensors,
@@ -10,8 +10,7 @@ an interrupted write leaves the previous checkpoint whole.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,48 @@ from vitbench.zoo import ModelSpec, spec_metadata
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "last.safetensors"
+
+
+@dataclass
+class Progress:
+    """Where a run stands: epochs done, optimizer updates, the epoch rows, seconds trained."""
+
+    epoch: int = 0
+    updates: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # the train_epochs rows so far
+    train_s: float = 0.0
+
+
+@dataclass
+class TrainState:
+    """Everything resuming needs to continue a run bit for bit: what ``last.safetensors`` holds.
+
+    On disk it is one flat dict: these fields, with :class:`Progress`'s in place of ``progress``.
+    """
+
+    run_id: str
+    config: dict[str, Any]  # TrainConfig.to_dict()
+    progress: Progress
+    model: dict[str, torch.Tensor]  # the unwrapped model's state_dict
+    optimizer: dict[str, Any]  # state_dict of the optimizer
+    scheduler: dict[str, Any]  # state_dict of the timm scheduler
+    scaler: dict[str, Any]  # state_dict of fp16's GradScaler; empty in other precisions
+    rng: list[dict[str, Any]]  # rng_state() of every process, by rank
+
+    def to_tree(self) -> dict[str, Any]:
+        """The flat dict stored on disk."""
+        return {**{name: getattr(self, name) for name in _OWN_KEYS}, **vars(self.progress)}
+
+    @classmethod
+    def from_tree(cls, tree: dict[str, Any]) -> TrainState:
+        """Inverse of :meth:`to_tree`."""
+        progress = Progress(**{f.name: tree[f.name] for f in fields(Progress)})
+        return cls(progress=progress, **{name: tree[name] for name in _OWN_KEYS})
+
+
+_OWN_KEYS = tuple(f.name for f in fields(TrainState) if f.name != "progress")
+#: the top-level keys of a stored state
+STATE_KEYS = (*_OWN_KEYS, *(f.name for f in fields(Progress)))
 
 
 def pack(tree: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
@@ -68,16 +109,9 @@ def unpack(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> Path:
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from vitbench.files import atomic_write
+
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def save_weights(
@@ -95,9 +129,9 @@ def save_weights(
     return _atomic_save(state, path, meta)
 
 
-def save_state(state: dict[str, Any], path: Path) -> Path:
-    """A full training state (any nesting of tensors, arrays and JSON values)."""
-    tensors, skeleton = pack(state)
+def save_state(state: TrainState, path: Path) -> Path:
+    """Write a training state, atomically."""
+    tensors, skeleton = pack(state.to_tree())
     return _atomic_save(tensors, path, {"skeleton": json.dumps(skeleton)})
 
 
@@ -106,8 +140,8 @@ def _state_error(path: Path, exc: Exception) -> CheckpointError:
     return CheckpointError(f"{path} is not a vitbench training state ({first})")
 
 
-def check_state(path: Path) -> str:
-    """The skeleton of the state at ``path``, read from its header alone (no tensors)."""
+def _skeleton(path: Path) -> Any:
+    """The JSON skeleton in the header of the state file at ``path`` (no tensors read)."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
@@ -115,22 +149,41 @@ def check_state(path: Path) -> str:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
+        if "skeleton" in meta:
+            return json.loads(meta["skeleton"])
     except (ValueError, OSError, SafetensorError) as exc:
         raise _state_error(path, exc) from exc
-    if "skeleton" not in meta:
-        raise CheckpointError(f"{path} is not a vitbench training state (no skeleton)")
-    return meta["skeleton"]
+    raise CheckpointError(f"{path} is not a vitbench training state (no skeleton)")
 
 
-def load_state(path: Path) -> dict[str, Any]:
+def _top_keys(skeleton: Any) -> set[str]:
+    """The keys of the dict a skeleton packs; none when it packs something else."""
+    items = skeleton.get("__dict__") if isinstance(skeleton, dict) else None
+    if not isinstance(items, list):
+        return set()
+    return {
+        pair[0] for pair in items if isinstance(pair, list) and pair and isinstance(pair[0], str)
+    }
+
+
+def check_state(path: Path) -> Any:
+    """The skeleton of the training state at ``path``, checked from its header alone."""
+    skeleton = _skeleton(path)
+    missing = [key for key in STATE_KEYS if key not in _top_keys(skeleton)]
+    if missing:
+        raise CheckpointError(f"{path} is not a vitbench training state (no {', '.join(missing)})")
+    return skeleton
+
+
+def load_state(path: Path) -> TrainState:
     """Read a state written by :func:`save_state`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     skeleton = check_state(path)
     try:
-        return unpack(load_file(str(path), device="cpu"), json.loads(skeleton))
-    except (KeyError, ValueError, OSError, SafetensorError) as exc:
+        return TrainState.from_tree(unpack(load_file(str(path), device="cpu"), skeleton))
+    except (KeyError, TypeError, ValueError, OSError, SafetensorError) as exc:
         raise _state_error(path, exc) from exc
 
 

@@ -6,7 +6,6 @@ process and reduce the sums over processes, so the figures are those of the whol
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,20 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from vitbench.precision import autocast
 from vitbench.train.distributed import DistEnv, all_sum, all_sum_tensor
 from vitbench.train.metrics import confusion
 
 #: called after every training batch with (step in epoch, steps in epoch)
 BatchHook = Callable[[int, int], None]
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision for ``bf16``/``fp16``; nothing for ``fp32``."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[precision])
 
 
 @dataclass
@@ -68,11 +59,29 @@ class EvalStats:
     confusion: np.ndarray  # (classes, classes), rows = true class
 
 
+def _update(step: Step, loss: torch.Tensor) -> None:
+    """One optimizer update from ``loss``: backward (scaled in fp16), clip, step."""
+    opt = step.optimizer
+    opt.zero_grad(set_to_none=True)
+    if step.scaler is not None:
+        step.scaler.scale(loss).backward()
+        step.scaler.unscale_(opt)
+    else:
+        loss.backward()
+    if step.clip_grad is not None:
+        nn.utils.clip_grad_norm_(step.model.parameters(), step.clip_grad)
+    if step.scaler is not None:
+        step.scaler.step(opt)
+        step.scaler.update()
+    else:
+        opt.step()
+
+
 def train_epoch(
     step: Step, loader: DataLoader, env: DistEnv, first_update: int, on_batch: BatchHook | None
 ) -> tuple[EpochStats, int]:
     """Train over ``loader`` once; returns the epoch's stats and the updates done so far."""
-    model, opt = step.model, step.optimizer
+    model = step.model
     model.train()
     sums = [0.0, 0.0, 0.0]  # loss * images, correct, images
     updates = first_update
@@ -85,22 +94,10 @@ def train_epoch(
         if step.mixup is not None:
             x, target = step.mixup(x, y)  # target: (B, classes) soft labels
         step.scheduler.step_update(updates + 1)  # the lr of this update
-        with autocast(env.device, step.precision):
+        with autocast(env.device.type, step.precision):
             logits = model(x)  # (B, classes)
             loss = step.loss_fn(logits, target)
-        opt.zero_grad(set_to_none=True)
-        if step.scaler is not None:
-            step.scaler.scale(loss).backward()
-            step.scaler.unscale_(opt)
-        else:
-            loss.backward()
-        if step.clip_grad is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad)
-        if step.scaler is not None:
-            step.scaler.step(opt)
-            step.scaler.update()
-        else:
-            opt.step()
+        _update(step, loss)
         updates += 1
         b = y.shape[0]
         sums[0] += loss.item() * b
@@ -113,7 +110,7 @@ def train_epoch(
     seconds = time.perf_counter() - start
     loss_sum, correct, count = all_sum(sums, env)
     seconds = max(all_sum([seconds], env)[0] / env.world, 1e-9)  # mean wall time of processes
-    lr = opt.param_groups[0]["lr"]
+    lr = step.optimizer.param_groups[0]["lr"]
     stats = EpochStats(loss_sum / count, correct / count, int(count), seconds, lr)
     return stats, updates
 
@@ -127,7 +124,7 @@ def evaluate(
     loss_sum, targets, preds = 0.0, [], []
     for x, y in loader:
         x, y = x.to(env.device), y.to(env.device)
-        with autocast(env.device, precision):
+        with autocast(env.device.type, precision):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         targets.append(y.cpu())

@@ -23,28 +23,24 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from vitbench.environment import environment, new_run_id
 from vitbench.errors import VitbenchError
-from vitbench.store import Claim, Recorder, Store, claim, environment, new_run_id
+from vitbench.store import Claim, Recorder, Store, claim
 from vitbench.store.claims import DONE
 from vitbench.train import checkpoint as ckpt
 from vitbench.train import distributed, plots
+from vitbench.train.config import TrainConfig
 from vitbench.train.data import DataBundle, load_data
 from vitbench.train.engine import BatchHook, EpochStats, EvalStats, Step, evaluate, train_epoch
 from vitbench.train.metrics import most_confused
-from vitbench.train.recipe import (
-    TrainConfig,
-    build_loss,
-    build_mixup,
-    build_optimizer,
-    build_scheduler,
-)
+from vitbench.train.recipe import build_loss, build_mixup, build_optimizer, build_scheduler
 from vitbench.zoo import ModelSpec, create_model
 
 EpochHook = Callable[[dict[str, Any]], None]
@@ -100,17 +96,58 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _loaders(
-    data: DataBundle, cfg: TrainConfig, env: distributed.DistEnv
-) -> tuple[DataLoader, DistributedSampler, DataLoader, DataLoader]:
-    if cfg.batch_size % env.world:
+def _load(cfg: TrainConfig) -> DataBundle:
+    """The dataset ``cfg`` names, split and normalised."""
+    return load_data(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        img_size=cfg.img_size,
+        in_chans=cfg.in_chans,
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        subset=cfg.subset,
+    )
+
+
+def _model(
+    cfg: TrainConfig, data: DataBundle, env: distributed.DistEnv
+) -> tuple[ModelSpec, nn.Module]:
+    """The model shaped for ``data``, on this process's device."""
+    spec = cfg.model_spec(data.img_size, data.in_chans, data.num_classes)
+    model = create_model(
+        spec, device=env.device, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint
+    )
+    if cfg.grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise VitbenchError(f"{cfg.model} does not support gradient checkpointing")
+        model.set_grad_checkpointing(True)
+    return spec, model
+
+
+class _Loaders(NamedTuple):
+    train: DataLoader  # this process's shard, reshuffled by ``sampler`` every epoch
+    sampler: DistributedSampler
+    val: DataLoader  # every image once over all processes
+    test: DataLoader
+
+
+def _per_rank_batch(batch_size: int, env: distributed.DistEnv, mixing: bool) -> int:
+    """Each process's share of ``batch_size``, checked to split evenly (and to pair, mixing)."""
+    if batch_size % env.world:
         raise VitbenchError(
-            f"batch size {cfg.batch_size} does not split evenly over {env.world} processes"
+            f"batch size {batch_size} does not split evenly over {env.world} processes"
         )
-    per_rank = cfg.batch_size // env.world
-    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    per_rank = batch_size // env.world
     if mixing and per_rank % 2:
         raise VitbenchError(f"mixup/cutmix needs an even batch per process, not {per_rank}")
+    return per_rank
+
+
+def _loaders(data: DataBundle, cfg: TrainConfig, env: distributed.DistEnv) -> _Loaders:
+    """This process's loaders; mixing drops a last partial batch (timm's mixup needs pairs)."""
+    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    per_rank = _per_rank_batch(cfg.batch_size, env, mixing)
     # DistributedSampler orders the images the same way for any world size: batch k of one
     # process is the union of batch k of every process when per-rank batches are global / world
     sampler = DistributedSampler(
@@ -128,7 +165,7 @@ def _loaders(
         shard = distributed.ShardSampler(len(ds), env)
         return DataLoader(ds, batch_size=max(per_rank, 256), sampler=shard, **common)
 
-    return train, sampler, eval_loader(data.val), eval_loader(data.test)
+    return _Loaders(train, sampler, eval_loader(data.val), eval_loader(data.test))
 
 
 def _macs(spec: ModelSpec) -> int | None:
@@ -137,19 +174,24 @@ def _macs(spec: ModelSpec) -> int | None:
 
     try:
         return count_model(spec, batch_size=1).macs
-    except Exception as exc:  # noqa: BLE001 - an optional column must not fail a finished run
+    except Exception as exc:  # an optional column must not fail a finished run
         warnings.warn(f"MACs of {spec.name} not counted: {exc}", stacklevel=2)
         return None
 
 
-@dataclass
-class _Progress:
-    """Where a run stands: epochs done, optimizer updates, the epoch rows, seconds trained."""
-
-    epoch: int = 0
-    updates: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    train_s: float = 0.0
+def _step(cfg: TrainConfig, model: nn.Module, net: nn.Module, data: DataBundle, steps: int) -> Step:
+    """What trains ``net`` (``model`` or its DDP wrapper) for ``steps`` updates an epoch."""
+    optimizer = build_optimizer(model, cfg)
+    return Step(
+        net,
+        optimizer,
+        build_scheduler(optimizer, cfg, steps),
+        build_loss(cfg),
+        build_mixup(cfg, data.num_classes),
+        torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None,
+        cfg.clip_grad,
+        cfg.precision,
+    )
 
 
 def _epoch_record(cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats) -> dict[str, Any]:
@@ -169,18 +211,9 @@ def _epoch_record(cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats) -
     }
 
 
-def _run_record(
-    cfg: TrainConfig,
-    data: DataBundle,
-    spec: ModelSpec,
-    env: distributed.DistEnv,
-    params: int,
-    macs: int | None,
-    progress: _Progress,
-    test: EvalStats,
-) -> dict[str, Any]:
+def _run_record(run: _Run, macs: int | None, test: EvalStats) -> dict[str, Any]:
     """The ``train_runs`` row (without the run's files and the environment)."""
-    history = progress.history
+    cfg, data, history = run.cfg, run.data, run.progress.history
     scored = [r for r in history if not math.isnan(r["val_acc"])]  # none without a val split
     best = max(scored, key=lambda r: r["val_acc"]) if scored else {"val_acc": None, "epoch": None}
     return {
@@ -189,7 +222,7 @@ def _run_record(
         "img_size": data.img_size,
         "in_chans": data.in_chans,
         "num_classes": data.num_classes,
-        "model_kwargs": dict(spec.kwargs),
+        "model_kwargs": dict(run.spec.kwargs),
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -199,8 +232,8 @@ def _run_record(
         "cutmix": cfg.cutmix,
         "precision": cfg.precision,
         "seed": cfg.seed,
-        "world_size": env.world,
-        "params": params,
+        "world_size": run.env.world,
+        "params": sum(p.numel() for p in run.model.parameters()),
         "macs": macs,
         "gmacs": macs / 1e9 if macs is not None else None,
         "train_images": len(data.train),
@@ -211,7 +244,7 @@ def _run_record(
         "final_val_acc": history[-1]["val_acc"],
         "test_loss": test.loss,
         "test_acc": test.acc,
-        "train_s": progress.train_s,
+        "train_s": run.progress.train_s,
         "images_per_s": history[-1]["images_per_s"],
         "norm_mean": list(data.mean),
         "norm_std": list(data.std),
@@ -223,56 +256,140 @@ def _run_record(
     }
 
 
-def _save_state(
-    path: Path,
-    run_id: str,
-    cfg: TrainConfig,
-    progress: _Progress,
-    model: nn.Module,
-    step: Step,
-    rng: list[dict[str, Any]],
-) -> None:
-    """Everything ``resume`` needs to continue the run bit for bit."""
-    ckpt.save_state(
-        {
-            "run_id": run_id,
-            "config": cfg.to_dict(),
-            "epoch": progress.epoch,
-            "updates": progress.updates,
-            "train_s": progress.train_s,
-            "history": progress.history,
-            "model": model.state_dict(),
-            "optimizer": step.optimizer.state_dict(),
-            "scheduler": step.scheduler.state_dict(),
-            "scaler": step.scaler.state_dict() if step.scaler is not None else {},
-            "rng": rng,
-        },
-        path,
-    )
+@dataclass
+class _Run:
+    """One run's pieces on this process, and its phases: build, resume, train epochs, finish.
 
+    Every process holds one; only rank 0's ``recorder`` stores and only rank 0 has hooks.
+    """
 
-def _restore(
-    state: dict[str, Any], model: nn.Module, step: Step, env: distributed.DistEnv
-) -> _Progress:
-    """Load a saved state into the model and optimizer; return where the run stood."""
-    model.load_state_dict(state["model"])
-    step.optimizer.load_state_dict(state["optimizer"])
-    step.scheduler.load_state_dict(state["scheduler"])
-    if step.scaler is not None and state.get("scaler"):
-        step.scaler.load_state_dict(state["scaler"])
-    rngs = state["rng"]
-    if len(rngs) != env.world:
-        raise VitbenchError(
-            f"the run was saved by {len(rngs)} process(es); resume it with as many, not {env.world}"
+    cfg: TrainConfig
+    env: distributed.DistEnv
+    run_id: str
+    rdir: Path | None  # checkpoints and plots; None without a store
+    recorder: Recorder
+    data: DataBundle
+    spec: ModelSpec
+    model: nn.Module  # unwrapped; step.model wraps it in DDP when distributed
+    step: Step
+    loaders: _Loaders
+    on_batch: BatchHook | None
+    on_epoch: EpochHook | None
+    progress: ckpt.Progress = field(default_factory=ckpt.Progress)
+
+    @classmethod
+    def build(
+        cls,
+        cfg: TrainConfig,
+        env: distributed.DistEnv,
+        store: Store | None,
+        run_id: str,
+        hooks: tuple[BatchHook | None, EpochHook | None],
+    ) -> _Run:
+        """Data, model, optimizer and loaders; every process starts from the same weights."""
+        if cfg.precision == "fp16" and env.device.type != "cuda":
+            raise VitbenchError("fp16 training needs CUDA; use bf16 on the CPU")
+        rdir = run_dir(store.artifacts, run_id) if store is not None else None
+        writer = store if env.is_main else None
+        recorder = Recorder(writer, environment(env.device) if writer is not None else {}, run_id)
+        _seed_everything(cfg.seed)
+        data = _load(cfg)
+        spec, model = _model(cfg, data, env)
+        # one random stream per process from here on (dropout, mixup); identical weights above
+        torch.manual_seed(cfg.seed + env.rank)
+        np.random.seed(cfg.seed + env.rank)
+        net: nn.Module = model
+        if env.distributed:
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        loaders = _loaders(data, cfg, env)
+        step = _step(cfg, model, net, data, len(loaders.train))
+        return cls(cfg, env, run_id, rdir, recorder, data, spec, model, step, loaders, *hooks)
+
+    def resume(self, state: ckpt.TrainState) -> None:
+        """Continue from ``state``: weights, optimizer, scheduler, scaler, generators, progress."""
+        if len(state.rng) != self.env.world:
+            raise VitbenchError(
+                f"the run was saved by {len(state.rng)} process(es); "
+                f"resume it with as many, not {self.env.world}"
+            )
+        step = self.step
+        self.model.load_state_dict(state.model)
+        step.optimizer.load_state_dict(state.optimizer)
+        step.scheduler.load_state_dict(state.scheduler)
+        if step.scaler is not None and state.scaler:
+            step.scaler.load_state_dict(state.scaler)
+        ckpt.set_rng_state(state.rng[self.env.rank])
+        self.progress = state.progress
+        self.recorder.write("train_epochs", self.progress.history)  # rows a killed run missed
+
+    def train_epochs(self) -> None:
+        """Train the epochs left; after each, checkpoint, then store its row."""
+        cfg, env, done = self.cfg, self.env, self.progress
+        for epoch in range(done.epoch, cfg.epochs):
+            self.loaders.sampler.set_epoch(epoch)
+            tr, done.updates = train_epoch(
+                self.step, self.loaders.train, env, done.updates, self.on_batch
+            )
+            va = evaluate(self.model, self.loaders.val, self.data.num_classes, env, cfg.precision)
+            done.train_s += tr.seconds
+            done.epoch = epoch + 1
+            rec = _epoch_record(cfg, epoch + 1, tr, va)
+            done.history.append(rec)
+            self.checkpoint()
+            self.recorder.write("train_epochs", [rec])
+            if self.on_epoch is not None:
+                self.on_epoch(rec)
+
+    def checkpoint(self) -> None:
+        """Rewrite ``last.safetensors`` (rank 0, with a store); every process gives its RNG."""
+        rng = distributed.gather(ckpt.rng_state(), self.env)  # every process takes part
+        if self.env.is_main and self.rdir is not None:
+            ckpt.save_state(self.state(rng), self.rdir / ckpt.STATE_FILE)
+
+    def state(self, rng: list[dict[str, Any]]) -> ckpt.TrainState:
+        """Everything resuming needs, with every process's generators ``rng``."""
+        step = self.step
+        return ckpt.TrainState(
+            run_id=self.run_id,
+            config=self.cfg.to_dict(),
+            progress=self.progress,
+            model=self.model.state_dict(),
+            optimizer=step.optimizer.state_dict(),
+            scheduler=step.scheduler.state_dict(),
+            scaler=step.scaler.state_dict() if step.scaler is not None else {},
+            rng=rng,
         )
-    ckpt.set_rng_state(rngs[env.rank])
-    return _Progress(state["epoch"], state["updates"], state["history"], state["train_s"])
 
+    def finish(self) -> TrainResult:
+        """Test the trained model, write its files, store the run's row and return the result."""
+        env, data = self.env, self.data
+        test = evaluate(self.model, self.loaders.test, data.num_classes, env, self.cfg.precision)
+        self.model.eval()
+        record = _run_record(self, _macs(self.spec) if env.is_main else None, test)
+        if env.is_main and self.rdir is not None:
+            self.write_files(self.rdir, test)
+            record["run_dir"] = str(self.rdir)
+        self.recorder.write("train_runs", [record])
+        return TrainResult(
+            run_id=self.run_id,
+            config=self.cfg,
+            record=record,
+            epochs=self.progress.history,
+            confusion=test.confusion,
+            classes=data.classes,
+            model=self.model,
+            device=str(env.device),
+            run_dir=self.rdir,
+        )
 
-def _enable_grad_checkpointing(model: nn.Module, name: str) -> None:
-    if not hasattr(model, "set_grad_checkpointing"):
-        raise VitbenchError(f"{name} does not support gradient checkpointing")
-    model.set_grad_checkpointing(True)
+    def write_files(self, rdir: Path, test: EvalStats) -> None:
+        """The final weights, learning curves and test confusion matrix in ``rdir``."""
+        cfg = self.cfg
+        ckpt.save_weights(self.model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict(), self.spec)
+        title = f"{cfg.model} on {cfg.dataset}"
+        plots.curves(self.progress.history, rdir / "curves.png", title)
+        plots.confusion(test.confusion, self.data.classes, rdir / "confusion.png", title)
 
 
 def _claim_run(store: Store, run_id: str, resuming: bool) -> Claim:
@@ -327,7 +444,7 @@ def train(
     state = None
     if resume is not None:
         state = ckpt.load_state(state_path(resume, store.artifacts if store else None))
-        config, run_id = TrainConfig.from_dict(state["config"]), state["run_id"]
+        config, run_id = TrainConfig.from_dict(state.config), state.run_id
     cfg = config or TrainConfig()
     cfg.validate()
     env = distributed.setup(cfg.device)
@@ -350,93 +467,14 @@ def _train(
     env: distributed.DistEnv,
     store: Store | None,
     run_id: str,
-    state: dict[str, Any] | None,
+    state: ckpt.TrainState | None,
     on_batch: BatchHook | None,
     on_epoch: EpochHook | None,
 ) -> TrainResult:
-    main = env.is_main
-    if cfg.precision == "fp16" and env.device.type != "cuda":
-        raise VitbenchError("fp16 training needs CUDA; use bf16 on the CPU")
-    rdir = run_dir(store.artifacts, run_id) if store is not None else None
-    writer = store if main else None
-    recorder = Recorder(writer, environment(env.device) if writer is not None else {}, run_id)
-    _seed_everything(cfg.seed)
-    data = load_data(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        img_size=cfg.img_size,
-        in_chans=cfg.in_chans,
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        subset=cfg.subset,
-    )
-    spec = cfg.model_spec(data.img_size, data.in_chans, data.num_classes)
-    model = create_model(
-        spec, device=env.device, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint
-    )
-    if cfg.grad_checkpointing:
-        _enable_grad_checkpointing(model, cfg.model)
-    params = sum(p.numel() for p in model.parameters())
-    # one random stream per process from here on (dropout, mixup); identical weights above
-    torch.manual_seed(cfg.seed + env.rank)
-    np.random.seed(cfg.seed + env.rank)
-    net: nn.Module = model
-    if env.distributed:
-        ids = [env.device.index] if env.device.type == "cuda" else None
-        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    train_dl, sampler, val_dl, test_dl = _loaders(data, cfg, env)
-    optimizer = build_optimizer(model, cfg)
-    step = Step(
-        net,
-        optimizer,
-        build_scheduler(optimizer, cfg, len(train_dl)),
-        build_loss(cfg),
-        build_mixup(cfg, data.num_classes),
-        torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None,
-        cfg.clip_grad,
-        cfg.precision,
-    )
-    progress = _Progress()
+    """The run's phases on this process: build, resume from ``state`` if any, train, finish."""
+    hooks = (on_batch, on_epoch) if env.is_main else (None, None)
+    run = _Run.build(cfg, env, store, run_id, hooks)
     if state is not None:
-        progress = _restore(state, model, step, env)
-        recorder.write("train_epochs", progress.history)  # any a killed process did not store
-
-    hook = on_batch if main else None
-    for epoch in range(progress.epoch, cfg.epochs):
-        sampler.set_epoch(epoch)
-        tr, progress.updates = train_epoch(step, train_dl, env, progress.updates, hook)
-        va = evaluate(model, val_dl, data.num_classes, env, cfg.precision)
-        progress.train_s += tr.seconds
-        progress.epoch = epoch + 1
-        rec = _epoch_record(cfg, epoch + 1, tr, va)
-        progress.history.append(rec)
-        rng = distributed.gather(ckpt.rng_state(), env)  # every process takes part
-        if main and rdir is not None:
-            _save_state(rdir / ckpt.STATE_FILE, run_id, cfg, progress, model, step, rng)
-        recorder.write("train_epochs", [rec])
-        if main and on_epoch is not None:
-            on_epoch(rec)
-
-    test = evaluate(model, test_dl, data.num_classes, env, cfg.precision)
-    model.eval()
-    macs = _macs(spec) if main else None
-    record = _run_record(cfg, data, spec, env, params, macs, progress, test)
-    if main and rdir is not None:
-        ckpt.save_weights(model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict(), spec)
-        title = f"{cfg.model} on {cfg.dataset}"
-        plots.curves(progress.history, rdir / "curves.png", title)
-        plots.confusion(test.confusion, data.classes, rdir / "confusion.png", title)
-        record["run_dir"] = str(rdir)
-    recorder.write("train_runs", [record])
-    return TrainResult(
-        run_id,
-        cfg,
-        record,
-        progress.history,
-        test.confusion,
-        data.classes,
-        model,
-        str(env.device),
-        rdir,
-    )
+        run.resume(state)
+    run.train_epochs()
+    return run.finish()
