@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from vitbench.missing import is_missing
+
 #: the seed benchmark table of the measurement-core issue, in timm names
 BENCHMARK_TABLE = (
     "vit_base_patch16_224",
@@ -30,13 +32,26 @@ def published_table() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-def published_for(model: str, img_size: int | None = None, source: str = "timm") -> dict | None:
+@lru_cache(maxsize=1)
+def _by_model() -> dict[str, list[dict[str, Any]]]:
+    """The published rows as records (None where a cell is empty), by model."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for rec in published_table().to_dict("records"):
+        row = {k: None if is_missing(v) else v for k, v in rec.items()}
+        by_model.setdefault(rec["model"], []).append(row)
+    return by_model
+
+
+def published_rows(model: str, img_size: object = None, source: str = "") -> list[dict[str, Any]]:
+    """Every published row for a model whose source starts with ``source`` (by default any
+    source), at ``img_size`` unless that is missing, in the table's order."""
+    rows = [r for r in _by_model().get(model, []) if r["source"].startswith(source)]
+    if not is_missing(img_size):
+        rows = [r for r in rows if r["img_size"] == int(img_size)]
+    return [dict(r) for r in rows]
+
+
+def published_for(model: str, img_size: object = None, source: str = "timm") -> dict | None:
     """The first published row for a model (from timm's tables by default), or None."""
-    df = published_table()
-    hits = df[(df["model"] == model) & df["source"].str.startswith(source)]
-    if img_size is not None:
-        hits = hits[hits["img_size"] == img_size]
-    if hits.empty:
-        return None
-    row: dict[str, Any] = hits.iloc[0].to_dict()
-    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    rows = published_rows(model, img_size, source)
+    return rows[0] if rows else None

@@ -6,13 +6,10 @@ imports nothing that trains, compute the one table the same way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+from vitbench.missing import is_missing
 
 
 def effects(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -21,7 +18,7 @@ def effects(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict
     for key in keys:
         for value in dict.fromkeys(r[key] for r in rows):
             accs = [r["test_acc"] for r in rows if r[key] == value]
-            gmacs = [r["gmacs"] for r in rows if r[key] == value and _present(r.get("gmacs"))]
+            gmacs = [r["gmacs"] for r in rows if r[key] == value and not is_missing(r.get("gmacs"))]
             out.append(
                 {
                     "hyperparameter": key,

@@ -10,7 +10,7 @@ from vitbench import store
 
 
 def env(device: str = "Test CPU 2 cores", threads: int = 2, torch: str = "2.14.1") -> dict:
-    """``env_*`` columns as :func:`vitbench.store.environment` writes them."""
+    """``env_*`` columns as :func:`vitbench.environment.environment` writes them."""
     return {
         "env_vitbench": "0.1.0",
         "env_torch": torch,

@@ -164,7 +164,7 @@ def test_infinities_round_trip(opened: Store, value: float) -> None:
 
 
 def test_rows_carry_the_environment_they_came_from(opened: Store) -> None:
-    from vitbench.store import environment
+    from vitbench.environment import environment
 
     Recorder(opened, env=environment("cpu")).write("profile", [{"model": "m"}])
     (row,) = opened.rows("profile")

@@ -1,6 +1,6 @@
 """The four attention figures: distance against depth, entropy heatmap, head clusters, rollout.
 
-All drawn with matplotlib's Agg backend into PNG files; nothing is shown on screen.
+All drawn on matplotlib's Agg canvas (:mod:`vitbench.plotting`) into PNG files.
 """
 
 from __future__ import annotations
@@ -10,31 +10,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitbench.missing import is_missing
+from vitbench.plotting import layer_head_grid, save_png, subplots
+
 if TYPE_CHECKING:
     from vitbench.attention.analysis import AttentionAnalysis
 
 #: the kind of figure :func:`write_plots` names the rollout overlays
 ROLLOUT = "rollout"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+DPI = 110
 
 
 def _column(analysis: AttentionAnalysis, key: str) -> np.ndarray:
-    return np.array([np.nan if r.get(key) is None else r[key] for r in analysis.records], float)
+    return np.array([np.nan if is_missing(r.get(key)) else r[key] for r in analysis.records], float)
 
 
 def plot_distance_vs_depth(analysis: AttentionAnalysis, path: Path) -> Path:
     """One dot per head at its layer, as the ViT paper's attention-distance figure."""
-    plt = _pyplot()
     layer, dist, head = (_column(analysis, k) for k in ("layer", "mean_distance_px", "head"))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     sc = ax.scatter(layer, dist, c=head, cmap="viridis", s=18, alpha=0.8)
     ax.set_xlabel("layer (network depth)")
     ax.set_ylabel("mean attention distance (px)")
@@ -42,37 +36,25 @@ def plot_distance_vs_depth(analysis: AttentionAnalysis, path: Path) -> Path:
     top = np.nanmax(dist) if np.isfinite(dist).any() else 1.0
     ax.set_ylim(0, 1.08 * top)
     fig.colorbar(sc, ax=ax, label="head")
-    return _save(fig, path)
-
-
-def _grid(analysis: AttentionAnalysis, key: str) -> np.ndarray:
-    layers = sorted({r["layer"] for r in analysis.records})
-    heads = max(r["head"] for r in analysis.records) + 1
-    grid = np.full((len(layers), heads), np.nan)
-    row = {layer: i for i, layer in enumerate(layers)}
-    for r in analysis.records:
-        grid[row[r["layer"]], r["head"]] = np.nan if r.get(key) is None else r[key]
-    return grid
+    return save_png(fig, path, DPI, tight=True)
 
 
 def plot_entropy_heatmap(analysis: AttentionAnalysis, path: Path) -> Path:
     """Layers x heads, normalised entropy (1: uniform, 0: one key)."""
-    plt = _pyplot()
-    grid = _grid(analysis, "entropy_norm")
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * grid.shape[1], 1.2 + 0.3 * grid.shape[0]))
+    grid = layer_head_grid(analysis.records, "entropy_norm")
+    fig, ax = subplots(figsize=(1.2 + 0.45 * grid.shape[1], 1.2 + 0.3 * grid.shape[0]))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(f"{analysis.model}: normalised entropy")
     fig.colorbar(im, ax=ax, label="entropy / ln(keys)")
-    return _save(fig, path)
+    return save_png(fig, path, DPI, tight=True)
 
 
 def plot_head_clusters(analysis: AttentionAnalysis, path: Path) -> Path:
     """Heads in the 2-D projection of their features, coloured by cluster, labelled layer.head."""
-    plt = _pyplot()
     x, y, cluster = (_column(analysis, k) for k in ("proj_x", "proj_y", "cluster"))
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     ax.scatter(x, y, c=cluster, cmap="tab10", s=30)
     if len(analysis.records) <= 200:
         for r, xi, yi in zip(analysis.records, x, y, strict=True):
@@ -80,7 +62,7 @@ def plot_head_clusters(analysis: AttentionAnalysis, path: Path) -> Path:
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
     ax.set_title(f"{analysis.model}: head clusters (label: layer.head)")
-    return _save(fig, path)
+    return save_png(fig, path, DPI, tight=True)
 
 
 def plot_rollout_overlays(analysis: AttentionAnalysis, path: Path) -> Path | None:
@@ -90,10 +72,9 @@ def plot_rollout_overlays(analysis: AttentionAnalysis, path: Path) -> Path | Non
     import torch
     import torch.nn.functional as F
 
-    plt = _pyplot()
     maps, pixels = analysis.rollout, analysis.rollout_pixels
     n = len(maps)
-    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    fig, axes = subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
     for i in range(n):
         h, w = pixels[i].shape[:2]
         m = F.interpolate(torch.from_numpy(maps[i])[None, None], size=(h, w), mode="bilinear")[0, 0]
@@ -104,7 +85,7 @@ def plot_rollout_overlays(analysis: AttentionAnalysis, path: Path) -> Path | Non
         for ax in axes[:, i]:
             ax.axis("off")
     fig.suptitle(f"{analysis.model}: attention rollout of the class token")
-    return _save(fig, path)
+    return save_png(fig, path, DPI, tight=True)
 
 
 def write_plots(analysis: AttentionAnalysis, directory: str | Path) -> dict[str, Path]:
@@ -124,12 +105,3 @@ def write_plots(analysis: AttentionAnalysis, directory: str | Path) -> dict[str,
         ROLLOUT: plot_rollout_overlays(analysis, d / f"{stem}_{ROLLOUT}.png"),
     }
     return {kind: path for kind, path in drawn.items() if path is not None}
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -1,6 +1,6 @@
 """Which environment each stored row came from, and warnings where environments are mixed.
 
-Rows carry ``env_*`` columns (see :func:`vitbench.store.environment`) and, for measurements
+Rows carry ``env_*`` columns (see :func:`vitbench.environment.environment`) and, for measurements
 that have one, a ``precision``. Two rows come from the same environment when the fields of
 :data:`KEY_FIELDS` agree; each distinct environment gets a short label (E1, E2, ...) that the
 report's tables print next to the rows.
@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from vitbench.missing import MISSING, is_missing
 
 #: stored column -> the name the report prints
 ENV_FIELDS: dict[str, str] = {
@@ -41,7 +43,6 @@ KEY_FIELDS = (
     "env_tf32_matmul",
 )
 
-UNKNOWN = "-"  # a field the row does not record (CUDA on a CPU run)
 #: on/off fields: a bool, or its text where the column also holds "" (SQLite stores 1 and 0)
 FLAGS = {"env_tf32_matmul"}
 _FLAG_TEXT = {"1": "on", "true": "on", "0": "off", "false": "off"}
@@ -51,8 +52,8 @@ ENV_COLUMN = "env"
 def _text(value: object) -> str:
     """A stored cell as printed: ``-`` for missing (None, NaN, or the empty text of CUDA on a
     CPU run), whole floats without their ``.0``."""
-    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
-        return UNKNOWN
+    if is_missing(value) or value == "":
+        return MISSING
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -96,13 +97,13 @@ class Environments:
         out[ENV_COLUMN] = labels
         for label, store, precision in zip(
             labels,
-            out.get("store", pd.Series([UNKNOWN] * len(out))),
+            out.get("store", pd.Series([MISSING] * len(out))),
             out.get("precision", pd.Series([None] * len(out))),
             strict=True,
         ):
             self.rows[label][table] = self.rows[label].get(table, 0) + 1
             self.stores[label].add(_text(store))
-            if _text(precision) != UNKNOWN:
+            if _text(precision) != MISSING:
                 self.precisions[label].add(_text(precision))
         return out
 
@@ -115,13 +116,13 @@ class Environments:
         for label, detail in self.details.items():
             rec = {"env": label}
             rec.update({name: detail[f] for f, name in ENV_FIELDS.items()})
-            rec["precision"] = ", ".join(sorted(self.precisions[label])) or "-"
+            rec["precision"] = ", ".join(sorted(self.precisions[label])) or MISSING
             rec["stores"] = ", ".join(sorted(self.stores[label]))
             rec["rows"] = ", ".join(f"{t} {n}" for t, n in self.rows[label].items())
             records.append(rec)
         df = pd.DataFrame(records)
         # drop columns no environment records (e.g. CUDA when every run was on a CPU)
-        keep = [c for c in df.columns if not (df[c] == UNKNOWN).all()]
+        keep = [c for c in df.columns if not (df[c] == MISSING).all()]
         return df[keep]
 
 
@@ -143,7 +144,7 @@ def mixed_warning(envs: Environments, df: pd.DataFrame, what: str) -> str | None
         return None
     labels = list(dict.fromkeys(df[ENV_COLUMN]))
     precisions = (
-        sorted({_text(p) for p in df["precision"]} - {UNKNOWN}) if "precision" in df else []
+        sorted({_text(p) for p in df["precision"]} - {MISSING}) if "precision" in df else []
     )
     parts = []
     if len(labels) > 1:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vitbench.files import atomic_write
+
 
 def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -58,6 +60,6 @@ class Document:
         return "\n\n".join(self.blocks) + "\n"
 
     def write(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(self.text())
-        return self.path
+        """Write the document whole, replacing the last one only once it is written."""
+        text = self.text()
+        return atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

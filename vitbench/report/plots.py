@@ -1,7 +1,7 @@
 """Report figures drawn with matplotlib's Agg canvas, sized for a README (800 px wide).
 
-Every function takes plain data, writes one PNG and returns its path. Figures are built with
-:class:`matplotlib.figure.Figure` directly, so no global backend or pyplot state is touched.
+Every function takes plain data, writes one PNG and returns its path. Figures come from
+:func:`vitbench.plotting.subplots`, so no global backend or pyplot state is touched.
 Margins are fixed in inches rather than left to a layout engine, which would draw every
 figure twice (once to measure it) and doubled the report's time. Inside :func:`deferred`,
 figures are rendered at the end, on every core (each PNG is independent of the others).
@@ -20,6 +20,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from vitbench.missing import is_missing
+from vitbench.plotting import save_png, subplots
 
 WIDTH_IN, DPI = 8.0, 100  # 800 px, legible at README width
 #: room for tick labels and axis labels (left, bottom), titles (top), in inches
@@ -54,8 +57,7 @@ class Panel:
 def _figure(
     ncols: int, nrows: int = 1, height: float = 3.6, width: float = WIDTH_IN
 ) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(width, height * nrows), dpi=DPI)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(width, height * nrows), dpi=DPI, squeeze=False)
     _margins(fig)
     return fig, axes
 
@@ -85,7 +87,7 @@ _pending: list[tuple[Figure, Path]] | None = None
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if _pending is None:
-        fig.savefig(path, dpi=DPI)
+        save_png(fig, path, DPI)
     else:
         _pending.append((fig, path))
     return path
@@ -95,8 +97,8 @@ def _render_share(figures: Sequence[tuple[Figure, Path]]) -> bool:
     """Render figures one after the other; False if any failed (in a forked child)."""
     try:
         for fig, path in figures:
-            fig.savefig(path, dpi=DPI)
-    except Exception:  # noqa: BLE001 - the parent renders the share again and raises
+            save_png(fig, path, DPI)
+    except Exception:  # the parent renders the share again and raises
         return False
     return True
 
@@ -115,12 +117,12 @@ def _render_all(figures: list[tuple[Figure, Path]]) -> None:
             os._exit(0 if _render_share(figures[k::n]) else 1)
         children.append((pid, figures[k::n]))
     for fig, path in figures[0::n]:
-        fig.savefig(path, dpi=DPI)
+        save_png(fig, path, DPI)
     for pid, share in children:
         _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             for fig, path in share:
-                fig.savefig(path, dpi=DPI)
+                save_png(fig, path, DPI)
 
 
 @contextmanager
@@ -139,7 +141,7 @@ def _power_law_line(s: Series) -> tuple[np.ndarray, np.ndarray] | None:
     """The fitted power law over the series' x range (positive x only)."""
     x = np.asarray(s.x, float)
     x = x[x > 0]
-    if s.exponent is None or s.prefactor is None or x.size < 2:
+    if is_missing(s.exponent) or is_missing(s.prefactor) or x.size < 2:
         return None
     grid = np.geomspace(x.min(), x.max(), 50)
     return grid, s.prefactor * grid**s.exponent

@@ -9,23 +9,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import pandas as pd
 
-from vitbench.reference import published_table
+from vitbench.missing import MISSING, is_missing
+from vitbench.reference import published_rows
 from vitbench.report.environment import ENV_COLUMN
-
-MISSING = "-"
-
-
-def is_missing(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def fmt(value: object, digits: int = 2) -> str:
@@ -137,22 +126,6 @@ def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("model", key=lambda s: s.map(first_seen), kind="stable")
 
 
-@lru_cache(maxsize=1)
-def _published_by_model() -> dict[str, list[dict]]:
-    """The published rows as records, by model (the report looks them up once per row)."""
-    by_model: dict[str, list[dict]] = {}
-    for rec in published_table().to_dict("records"):
-        by_model.setdefault(rec["model"], []).append(rec)
-    return by_model
-
-
-def _published(model: str, img_size: object, prefix: str) -> list[dict]:
-    hits = [r for r in _published_by_model().get(model, []) if r["source"].startswith(prefix)]
-    if not is_missing(img_size):
-        hits = [r for r in hits if r["img_size"] == int(img_size)]
-    return hits
-
-
 def _setting(rec: dict) -> str:
     """Where a measured throughput comes from: batch size and precision."""
     if is_missing(rec.get("throughput_sps")):
@@ -167,7 +140,7 @@ def benchmark_table(measured: pd.DataFrame, sources: Sources, envs_shown: bool) 
     """The benchmark table in the literature's form, timm's published figures beside ours."""
     rows = []
     for rec in measured.to_dict("records"):
-        pubs = _published(rec["model"], rec.get("img_size"), "timm")
+        pubs = published_rows(rec["model"], rec.get("img_size"), "timm")
         pub = pubs[0] if pubs else {}
         params_m = None if is_missing(rec.get("params")) else rec["params"] / 1e6
         gmacs = None if is_missing(rec.get("macs")) else rec["macs"] / 1e9
@@ -202,7 +175,7 @@ def papers_table(measured: pd.DataFrame, sources: Sources, envs_shown: bool) -> 
     for rec in measured.to_dict("records"):
         params_m = None if is_missing(rec.get("params")) else rec["params"] / 1e6
         gmacs = None if is_missing(rec.get("macs")) else rec["macs"] / 1e9
-        for pub in _published(rec["model"], rec.get("img_size"), ""):
+        for pub in published_rows(rec["model"], rec.get("img_size")):
             if pub["source"].startswith("timm"):
                 continue
             row = {"model": rec["model"]}
@@ -230,7 +203,7 @@ def throughput_settings(measured: pd.DataFrame) -> list[str]:
     """The published throughput settings of the models in the table (for a footnote)."""
     settings = []
     for rec in measured.to_dict("records"):
-        for pub in _published(rec["model"], rec.get("img_size"), "timm"):
+        for pub in published_rows(rec["model"], rec.get("img_size"), "timm"):
             setting = pub.get("throughput_setting")
             if not is_missing(setting) and setting not in settings:
                 settings.append(setting)
@@ -254,7 +227,7 @@ def format_columns(
 
 def has_published(model: str, img_size: object) -> bool:
     """Whether any source publishes figures for this model at this image size."""
-    return bool(_published(model, img_size, ""))
+    return bool(published_rows(model, img_size))
 
 
 def parse_json_cell(value: object) -> object:

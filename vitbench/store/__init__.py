@@ -20,7 +20,6 @@ from vitbench.store.database import (
     open_store,
     resolve_url,
 )
-from vitbench.store.environment import device_name, environment, new_run_id, utc_now
 from vitbench.store.reading import read_table
 from vitbench.store.recorder import Recorder, stamp_records
 from vitbench.store.schema import LEADING_COLUMNS, SCHEMA_VERSION, TABLES
@@ -38,13 +37,9 @@ __all__ = [
     "Store",
     "StoreError",
     "claim",
-    "device_name",
-    "environment",
     "holder",
-    "new_run_id",
     "open_store",
     "read_table",
     "resolve_url",
     "stamp_records",
-    "utc_now",
 ]

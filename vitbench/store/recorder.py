@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitbench.environment import new_run_id, utc_now
 from vitbench.store.database import Store
-from vitbench.store.environment import new_run_id, utc_now
 from vitbench.store.schema import SCHEMA_VERSION
 
 
@@ -31,7 +31,7 @@ def stamp_records(
 class Recorder:
     """Writes one run's records as each unit finishes; with no store it only stamps them.
 
-    ``env`` is the environment columns (:func:`vitbench.store.environment`), computed once.
+    ``env`` is the environment columns (:func:`vitbench.environment.environment`), computed once.
     """
 
     store: Store | None

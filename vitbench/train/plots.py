@@ -1,4 +1,4 @@
-"""Training figures as PNG files (matplotlib's Agg backend: no display needed)."""
+"""Training figures as PNG files, drawn on matplotlib's Agg canvas (:mod:`vitbench.plotting`)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from vitbench.plotting import save_png, subplots
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+DPI = 120
 
 
 def curves(epochs: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train against validation."""
-    plt = _pyplot()
     x = [e["epoch"] for e in epochs]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(10, 4))
     # the training loss is the objective (label smoothing, mixup); validation's is plain CE
     for split, what in (("train", "train objective"), ("val", "val cross-entropy")):
         ax_loss.plot(x, [e[f"{split}_loss"] for e in epochs], label=what)
@@ -34,18 +28,14 @@ def curves(epochs: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> 
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, DPI, tight=True)
 
 
 def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
     """The confusion matrix as a heat map, counts written in the cells when few classes."""
-    plt = _pyplot()
     n = len(classes)
     side = min(4 + 0.4 * n, 14)
-    fig, ax = plt.subplots(figsize=(side, side))
+    fig, ax = subplots(figsize=(side, side))
     im = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046)
     if n <= 20:
@@ -57,10 +47,7 @@ def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, title: str
                 colour = "white" if v > top / 2 else "black"
                 ax.text(p, t, str(v), ha="center", va="center", color=colour, fontsize=8)
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, DPI, tight=True)
 
 
 def accuracy_vs_gmacs(
@@ -68,8 +55,7 @@ def accuracy_vs_gmacs(
 ) -> Path:
     """Sweep cells: test accuracy against GMACs per image, labelled ``v1/v2/...`` by their grid
     values in the order of ``label_keys``."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = subplots(figsize=(7, 5))
     pts = [c for c in cells if c.get("gmacs") is not None and c.get("test_acc") is not None]
     ax.scatter([c["gmacs"] for c in pts], [100 * c["test_acc"] for c in pts])
     for c in pts:
@@ -86,7 +72,4 @@ def accuracy_vs_gmacs(
     title = f"accuracy against cost (points: {'/'.join(label_keys)})"
     ax.set(xlabel="GMACs per image", ylabel="test accuracy (%)", title=title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, DPI, tight=True)

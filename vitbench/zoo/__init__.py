@@ -1,5 +1,6 @@
 """Where models come from: timm names and globs, readable aliases, our from-scratch models."""
 
+from vitbench.zoo import scratch  # noqa: F401  (registers the from-scratch models)
 from vitbench.zoo.factory import (
     ModelSpec,
     create_model,

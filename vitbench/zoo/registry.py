@@ -4,16 +4,21 @@ A factory registered here takes timm-style keyword arguments (``img_size``, ``in
 ``num_classes`` and any architecture override such as ``patch_size`` or ``depth``) and returns
 a ``torch.nn.Module``. Names carry a ``scratch_`` prefix and mirror timm's where a timm
 counterpart exists (``scratch_vit_base_patch16_224``).
+
+As in timm, this module imports none of the models: each model module registers its factories
+when it is imported, and the package (``vitbench.zoo``) imports them, so the registry is full
+wherever the zoo is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-Factory = Callable[..., nn.Module]
+Factory = Callable[..., "nn.Module"]
 F = TypeVar("F", bound=Factory)
 
 _REGISTRY: dict[str, Factory] = {}
@@ -28,16 +33,11 @@ def register_model(fn: F) -> F:
     return fn
 
 
-def _load_library() -> None:
-    # Importing the library registers its models; done lazily so `import vitbench` stays cheap.
-    import vitbench.zoo.scratch  # noqa: F401
-
-
 def scratch_names() -> list[str]:
-    _load_library()
+    """The registered names, sorted."""
     return sorted(_REGISTRY)
 
 
 def get_factory(name: str) -> Factory | None:
-    _load_library()
+    """The factory registered under ``name``, or None."""
     return _REGISTRY.get(name)

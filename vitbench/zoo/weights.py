@@ -130,7 +130,7 @@ def read_spec_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
         with safe_open(str(p), framework="pt") as fh:
             raw = (fh.metadata() or {}).get(SPEC_METADATA_KEY)
         return json.loads(raw) if raw else None
-    except Exception:  # noqa: BLE001 - unreadable files are reported when the weights load
+    except Exception:  # unreadable files are reported when the weights load
         return None
 
 
@@ -158,7 +158,7 @@ def check_pretrained_available(timm_name: str) -> None:
 
     try:
         cfg = timm.models.get_pretrained_cfg(timm_name)
-    except Exception:  # noqa: BLE001 - timm raises several types for unknown configs
+    except Exception:  # timm raises several types for unknown configs
         cfg = None
     if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
         raise VitbenchError(f"timm has no pretrained weights for {timm_name}")
@@ -179,7 +179,7 @@ def check_pretrained_available(timm_name: str) -> None:
             raise VitbenchError(
                 f"no pretrained weights for {timm_name} in the hub cache "
                 f"({constants.HF_HUB_CACHE}, repo {repo}) and the hub is unreachable; "
-                "download them where there is a network, or pass --checkpoint"
+                "download them where there is a network, or give a checkpoint file"
             )
         return
     if not _hub_reachable():

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vitbench.missing import is_missing
+from vitbench.plotting import layer_head_grid
 from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
-from vitbench.report.tables import fmt, is_missing
+from vitbench.report.tables import fmt
 
 #: columns that name one analysis (a model with its weights, on its images)
 ANALYSIS = ("run_id", "model", "weights", "checkpoint", ENV_COLUMN)
@@ -50,8 +52,7 @@ def _analyses(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def _grid(group: pd.DataFrame, column: str) -> np.ndarray:
     """Layer x head values of one analysis."""
-    pivot = group.pivot_table(index="layer", columns="head", values=column, aggfunc="mean")
-    return pivot.sort_index().to_numpy(dtype=float)
+    return layer_head_grid(group.to_dict("records"), column)
 
 
 def _summary(label: str, group: pd.DataFrame) -> dict[str, str]:

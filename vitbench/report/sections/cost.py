@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vitbench.missing import is_missing
 from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
@@ -18,7 +19,6 @@ from vitbench.report.tables import (
     fmt_sig,
     format_columns,
     has_published,
-    is_missing,
     latest,
     measured_benchmark,
     papers_table,

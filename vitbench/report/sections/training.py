@@ -9,17 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vitbench.missing import MISSING, is_missing
 from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
 from vitbench.report.tables import (
-    MISSING,
     column_or_none,
     fmt,
     fmt_pct,
     fmt_sig,
     format_columns,
-    is_missing,
     parse_json_cell,
 )
 from vitbench.sweep_effects import effects

@@ -1,4 +1,5 @@
-"""Where a measurement came from: run ids, timestamps and the ``env_*`` columns of every row.
+"""Where a measurement came from: the machine and software (the ``env_*`` columns every stored
+row carries), the run id and the time.
 
 torch and timm are imported inside the functions that need them, so reading a store (the
 report) never loads them.
