@@ -15,7 +15,6 @@ from vitbench.zoo import (
     create_model,
     expand_names,
     list_models,
-    parse_kwargs,
     resolve_name,
 )
 
@@ -59,18 +58,6 @@ def test_globs_expand_and_deduplicate() -> None:
 
 def test_list_models_substring() -> None:
     assert all("swin" in n for n in list_models("swin"))
-
-
-def test_parse_kwargs_types() -> None:
-    assert parse_kwargs("patch_size=8, depth=6,qkv_bias=false,mlp_ratio=2.5,act=gelu") == {
-        "patch_size": 8,
-        "depth": 6,
-        "qkv_bias": False,
-        "mlp_ratio": 2.5,
-        "act": "gelu",
-    }
-    with pytest.raises(VitbenchError):
-        parse_kwargs("depth")
 
 
 def test_overrides_shape_the_model() -> None:

@@ -142,36 +142,6 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def parse_kwargs(text: str | None) -> dict[str, Any]:
-    """Parse ``"patch_size=8,depth=6,qkv_bias=false"`` into typed keyword arguments."""
-    out: dict[str, Any] = {}
-    if not text:
-        return out
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise VitbenchError(f"model kwarg '{item}' is not of the form key=value")
-        key, raw = (s.strip() for s in item.split("=", 1))
-        out[key] = _parse_value(raw)
-    return out
-
-
-def _parse_value(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
-
-
 def _timm_names() -> list[str]:
     import timm
 
@@ -301,7 +271,7 @@ def _kwarg_type_problem(name: str, kwargs: dict[str, Any]) -> str | None:
         with torch.device("meta"):
             cls = type(_construct(name, {}, pretrained=False))
         params = inspect.signature(cls.__init__).parameters
-    except Exception:  # noqa: BLE001 - no class to compare against: keep the original error
+    except Exception:  # no class to compare against: keep the original error
         return None
     for key, value in kwargs.items():
         default = params[key].default if key in params else None
