@@ -9,8 +9,8 @@ from collections.abc import Iterator
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the hub
 
-import pytest  # noqa: E402
-from pg_server import PostgresServer, skip_reason  # noqa: E402
+import pytest
+from pg_server import PostgresServer, skip_reason
 
 
 @pytest.fixture

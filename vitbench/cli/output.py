@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
@@ -13,6 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from vitbench.missing import MISSING, is_missing
 
 #: progress bars, warnings and errors go to stderr so stdout stays machine-readable
 err_console = Console(stderr=True)
@@ -31,14 +32,12 @@ def _json_default(value: Any) -> Any:
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    return None if is_missing(value) else value
 
 
 def format_cell(value: Any) -> str:
     """One value as a CSV cell: empty for missing, JSON for containers, repr-free numbers."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, separators=(",", ":"))
@@ -51,16 +50,16 @@ def scaled(factor: float = 1.0, spec: str = ",.4g", suffix: str = "") -> Callabl
     """A table-cell formatter: the value times ``factor`` in format ``spec``, '-' when missing."""
 
     def fmt(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "-"
+        if is_missing(value):
+            return MISSING
         return f"{float(value) * factor:{spec}}{suffix}"
 
     return fmt
 
 
 def _fmt_cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
+    if is_missing(value):
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
