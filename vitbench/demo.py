@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitbench.measure.options import ProfileOptions
 from vitbench.reference import BENCHMARK_TABLE
 from vitbench.report.build import REPORT_NAME, build_report
 from vitbench.store import Store
@@ -36,7 +37,7 @@ class DemoConfig:
     small_vit: str = "vit_small_patch16_224"
     batch_sizes: Sequence[int] = (1, 4, 16)
     sweep_img_sizes: Sequence[int] = (32, 64, 96, 128, 160, 224)
-    timing_budget_s: float = 2.0  # `vitbench profile`'s default
+    timing_budget_s: float = ProfileOptions.budget_s  # `vitbench profile`'s default
     train_epochs: int = 50
     attention_images: int = 32
     threads: int | None = 1
@@ -106,15 +107,12 @@ def analyze_into(
     model: Any, store: Store, note: Note, n_images: int, checkpoint: Path | None = None
 ) -> None:
     """`vitbench analyze attention` on digits: heads and the rollout overlay into ``store``."""
-    from vitbench.attention import ImageSource, analyze_attention
+    from vitbench.attention import AttentionOptions, ImageSource, analyze_attention
 
     analyze_attention(
         model,
         ImageSource("digits"),
-        checkpoint=checkpoint,
-        n_images=n_images,
-        batch_size=8,
-        device="cpu",
+        AttentionOptions(checkpoint=checkpoint, n_images=n_images, batch_size=8, device="cpu"),
         store=store,
         on_progress=lambda done, total, phase: note(f"{phase} {done}/{total} images"),
     )
@@ -139,8 +137,6 @@ def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None
 
 def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     """The demo's stages, in order, each writing to ``store``; the report goes to ``out``."""
-    from vitbench.measure.profile import ProfileOptions
-
     timing = dict(device="cpu", threads=config.threads, budget_s=config.timing_budget_s)
     counts = ProfileOptions(metrics=frozenset({"params", "flops"}))
     timed = ProfileOptions(batch_sizes=tuple(config.batch_sizes), **timing)

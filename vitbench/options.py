@@ -52,6 +52,18 @@ def option_spec(f: dataclasses.Field) -> OptionSpec | None:
     return f.metadata.get(OPTION)
 
 
+def at_least(name: str, value: float | None, low: float, low_text: str | None = None) -> None:
+    """Refuse ``value`` below ``low`` in one line (None is the default and passes)."""
+    if value is not None and value < low:
+        raise VitbenchError(f"{name} must be at least {low_text or low}, got {value}")
+
+
+def one_of(name: str, value: str, choices: Sequence[str]) -> None:
+    """Refuse a ``value`` that is not among ``choices`` in one line, naming them."""
+    if value not in choices:
+        raise VitbenchError(f"{name} must be one of {', '.join(choices)}, got '{value}'")
+
+
 def int_list(what: str) -> Callable[[str], tuple[int | None, ...]]:
     """A parser of ``'1,8,32'`` into ``(1, 8, 32)`` (repeats dropped); '' is ``(None,)``."""
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitbench.attention import ImageSource, analyze_attention
+from vitbench.attention import AttentionOptions, ImageSource, analyze_attention
 from vitbench.attention.images import image_batches
 from vitbench.attention.plots import write_plots
 from vitbench.errors import VitbenchError
@@ -20,9 +20,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_records_one_per_layer_and_head_with_importance_and_clusters(tmp_path):
-    a = analyze_attention(
-        "vit_small_patch16_224", ImageSource("digits"), n_images=5, batch_size=2, **TINY
-    )
+    opts = AttentionOptions(n_images=5, batch_size=2, **TINY)
+    a = analyze_attention("vit_small_patch16_224", ImageSource("digits"), opts)
     assert len(a.records) == 2 * 6
     assert [(r["layer"], r["head"]) for r in a.records] == [
         (i, h) for i in range(2) for h in range(6)
@@ -42,10 +41,8 @@ def test_records_one_per_layer_and_head_with_importance_and_clusters(tmp_path):
 
 def test_one_analysis_stores_its_rows_and_its_rollout_figure(store_url, tmp_path):
     with open_store(store_url) as st:
-        a = analyze_attention(
-            "vit_small_patch16_224", n_images=2, importance="none", store=st, plots_dir=tmp_path,
-            **TINY,
-        )  # fmt: skip
+        opts = AttentionOptions(n_images=2, importance="none", **TINY)
+        a = analyze_attention("vit_small_patch16_224", None, opts, store=st, plots_dir=tmp_path)
     rows = read_table(store_url, "attention")
     assert len(rows) == len(a.records) == 12 and set(rows["run_id"]) == {a.run_id}
     name = a.figures["rollout"].name
@@ -58,16 +55,14 @@ def test_one_analysis_stores_its_rows_and_its_rollout_figure(store_url, tmp_path
 
 def test_window_attention_has_no_rollout_but_all_metrics(store):
     with open_store(store) as st:
-        a = analyze_attention(
-            "swin_tiny_patch4_window7_224",
-            ImageSource("sample"),
+        opts = AttentionOptions(
             img_size=56,
             model_kwargs=dict(depths=(1, 1, 1, 1), embed_dim=16, num_heads=(1, 1, 1, 1)),
             n_images=3,
             batch_size=3,
             importance="none",
-            store=st,
         )
+        a = analyze_attention("swin_tiny_patch4_window7_224", ImageSource("sample"), opts, store=st)
     assert a.rollout is None and any("rollout" in n for n in a.notes)
     assert a.records[0]["attention_kind"] == "window" and a.records[0]["labels"] is None
     assert sorted(a.figures) == ["attention_distance", "attention_entropy", "head_clusters"]
@@ -91,9 +86,9 @@ def test_image_folders_are_resized_to_the_model(tmp_path):
 
 def test_bad_options_are_errors():
     with pytest.raises(VitbenchError, match="fusion"):
-        analyze_attention("vit_small_patch16_224", fusion="median", **TINY)
+        analyze_attention("vit_small_patch16_224", opts=AttentionOptions(fusion="median", **TINY))
     with pytest.raises(VitbenchError, match="discard"):
-        analyze_attention("vit_small_patch16_224", discard_ratio=1.0, **TINY)
+        analyze_attention("vit_small_patch16_224", opts=AttentionOptions(discard_ratio=1.0))
 
 
 @pytest.fixture
@@ -138,19 +133,18 @@ def test_cli_default_figures_go_beside_the_store_and_no_save_writes_nothing(cli,
     assert not unsaved.exists()
 
 
-def test_cli_checks_the_store_before_building_the_model(cli, tmp_path):
+def test_cli_checks_the_store_before_building_the_model(tmp_path, capsys):
+    from vitbench.cli import main
+
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     cannot_build = ["--model-kwargs", "embed_dim=100,num_heads=3"]  # would fail second
-    result = cli(["analyze", "attention", "vit-s", *cannot_build, "--store", str(junk)])
-    assert result.exit_code != 0 and "not a vitbench store" in str(result.exception)
-
-
-def test_cli_rejects_two_image_sources(cli, store):
-    result = cli(
-        ["analyze", "attention", "vit_small_patch16_224", "--sample-images", "--dataset", "digits"]
-    )
-    assert result.exit_code != 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", "attention", "vit-s", *cannot_build, "--store", str(junk)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and "not a vitbench store" in err[0]
+    assert junk.read_bytes() == b"not a database at all" * 100
 
 
 def test_a_checkpoint_is_loaded_and_recorded(tmp_path):
@@ -160,13 +154,13 @@ def test_a_checkpoint_is_loaded_and_recorded(tmp_path):
     model = timm.create_model("vit_small_patch16_224", img_size=32, depth=2, num_classes=10)
     path = tmp_path / "trained.safetensors"
     save_file(model.state_dict(), str(path))
-    a = analyze_attention(
-        "vit_small_patch16_224",
+    opts = AttentionOptions(
         checkpoint=path,
         img_size=32,
         model_kwargs={"depth": 2, "num_classes": 10},
         n_images=2,
         importance="none",
     )
+    a = analyze_attention("vit_small_patch16_224", opts=opts)
     assert a.records[0]["weights"] == "checkpoint"
     assert a.records[0]["checkpoint"] == str(path)

@@ -8,6 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from vitbench.attention.options import AttentionOptions
 from vitbench.cli import app
 from vitbench.cli.dataclass_options import with_options
 from vitbench.measure.options import ProfileOptions
@@ -34,7 +35,7 @@ def _received(cls: type, args: list[str]) -> object:
     return got[0]
 
 
-@pytest.mark.parametrize("cls", [ProfileOptions, TrainConfig])
+@pytest.mark.parametrize("cls", [ProfileOptions, TrainConfig, AttentionOptions])
 def test_no_flags_give_the_library_defaults(cls: type) -> None:
     assert _received(cls, []) == cls()
 
@@ -60,9 +61,19 @@ def test_train_flags_reach_their_fields() -> None:
     assert cfg.clip_grad is None  # 0 means no clipping, stored as None
 
 
-@pytest.mark.parametrize(("command", "cls"), [("profile", ProfileOptions), ("train", TrainConfig)])
-def test_every_field_is_an_option_of_the_command(command: str, cls: type) -> None:
-    click_command = typer.main.get_command(app).commands[command]
+@pytest.mark.parametrize(
+    ("command", "cls"),
+    [
+        (["profile"], ProfileOptions),
+        (["train"], TrainConfig),
+        (["sweep"], TrainConfig),
+        (["analyze", "attention"], AttentionOptions),
+    ],
+)
+def test_every_field_is_an_option_of_the_command(command: list[str], cls: type) -> None:
+    click_command = typer.main.get_command(app)
+    for name in command:
+        click_command = click_command.commands[name]
     names = {p.name for p in click_command.params}
     fields = {f.name for f in dataclasses.fields(cls) if option_spec(f) is not None}
     assert fields and fields <= names

@@ -6,17 +6,20 @@ images is folded in layer by layer, and, in the same forward, the gradient of th
 respect to a gate on every head is taken (Michel et al.). Masking heads one at a time, when
 asked, is a second pass of (layers x heads + 1) forwards.
 
-One analysis is one unit of the results store: given a store, its rows go to the ``attention``
+The phases, in order: check the options, build the model, the pass over the images
+(:class:`_AttentionPass`), head importance, head clusters, then the records and notes. One
+analysis is one unit of the results store: given a store, its rows go to the ``attention``
 table in one transaction at the end, after its rollout figure (kept in the ``figures`` table
 and named in every row's ``rollout_figure``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitbench.attention.clusters import PROJECTIONS, cluster_heads, head_features
+from vitbench.attention.clusters import cluster_heads, head_features
 from vitbench.attention.extract import AttentionExtractor, AttentionLayer
 from vitbench.attention.geometry import layout_for
 from vitbench.attention.images import (
+    ImageBatch,
     ImageSource,
     count_images,
     image_batches,
@@ -40,18 +44,19 @@ from vitbench.attention.importance import (
     head_mask_importance,
     normalise_per_layer,
 )
+from vitbench.attention.options import AttentionOptions, check_plots_dir
 from vitbench.attention.plots import ROLLOUT, write_plots
-from vitbench.attention.rollout import FUSIONS, rollout_step
+from vitbench.attention.rollout import rollout_step
 from vitbench.attention.stats import LayerStats
-from vitbench.device import check_device
+from vitbench.environment import environment
 from vitbench.errors import VitbenchError
-from vitbench.store import Recorder, Store, environment
+from vitbench.store import Recorder, Store
 from vitbench.zoo import ModelSpec, create_model, default_input_size, resolve_name
-
-IMPORTANCE = ("gradient", "mask", "both", "none")
 
 #: (images done, images in all, phase) -> None
 OnProgress = Callable[[int, int, str], None]
+#: the records by (layer, head)
+ByHead = dict[tuple[int, int], dict[str, Any]]
 
 
 @dataclass
@@ -67,242 +72,313 @@ class AttentionAnalysis:
     figures: dict[str, Path] = field(default_factory=dict)  # by kind, see plots.write_plots
 
 
-def _build(
-    model: nn.Module | str | ModelSpec,
-    device: str,
-    pretrained: bool,
-    checkpoint: str | os.PathLike | None,
-    img_size: int | None,
-    model_kwargs: dict[str, Any] | None,
-) -> tuple[nn.Module, str, tuple[int, int, int]]:
-    if isinstance(model, nn.Module):
-        name = type(model).__name__
-        return model.eval(), name, default_input_size(model, ModelSpec(name, img_size=img_size))
-    spec = (
-        model
-        if isinstance(model, ModelSpec)
-        else ModelSpec(resolve_name(model), img_size=img_size, kwargs=dict(model_kwargs or {}))
-    )
-    built = create_model(spec, device=device, pretrained=pretrained, checkpoint=checkpoint)
-    return built, spec.name, default_input_size(built, spec)
-
-
-def check_options(
-    *,
-    device: str = "cpu",
-    fusion: str = "mean",
-    discard_ratio: float = 0.0,
-    importance: str = "gradient",
-    projection: str = "pca",
-    n_clusters: int | None = None,
-    plots_dir: str | os.PathLike | None = None,
-) -> None:
-    """Raise :class:`VitbenchError` for options :func:`analyze_attention` cannot use."""
-    check_device(device)
-    if fusion not in FUSIONS:
-        raise VitbenchError(f"fusion must be one of {', '.join(FUSIONS)}, got '{fusion}'")
-    if importance not in IMPORTANCE:
-        raise VitbenchError(f"importance must be one of {', '.join(IMPORTANCE)}")
-    if not 0 <= discard_ratio < 1:
-        raise VitbenchError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
-    if projection not in PROJECTIONS:
-        choices = ", ".join(PROJECTIONS)
-        raise VitbenchError(f"projection must be one of {choices}, got '{projection}'")
-    if n_clusters is not None and n_clusters < 1:
-        raise VitbenchError(f"n_clusters must be at least 1, got {n_clusters}")
-    if plots_dir is not None:
-        _check_plots_dir(Path(plots_dir))
-
-
-def _check_plots_dir(path: Path) -> None:
-    """Refuse a plots_dir that is, or lies under, something other than a directory."""
-    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
-    if not existing.is_dir():
-        where = "" if existing == path else f" ({existing} is not)"
-        raise VitbenchError(f"plots_dir {path} is not a directory{where}")
-
-
 def analyze_attention(
     model: nn.Module | str | ModelSpec,
     source: ImageSource | None = None,
+    opts: AttentionOptions = AttentionOptions(),
     *,
-    model_name: str | None = None,
-    pretrained: bool = False,
-    checkpoint: str | os.PathLike | None = None,
-    img_size: int | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-    n_images: int = 32,
-    batch_size: int = 8,
-    device: str = "cpu",
-    renormalise: bool = False,
-    fusion: str = "mean",
-    discard_ratio: float = 0.0,
-    importance: str = "gradient",
-    projection: str = "pca",
-    n_clusters: int | None = None,
-    n_overlays: int = 6,
-    on_progress: OnProgress | None = None,
     store: Store | None = None,
     plots_dir: str | os.PathLike | None = None,
+    on_progress: OnProgress | None = None,
+    model_name: str | None = None,
 ) -> AttentionAnalysis:
-    """Analyse a model's attention heads on images; one record per layer x head.
+    """Analyse a model's attention heads on images (digits by default); one record per head.
 
-    ``model``: a name (timm, alias or ``scratch_*``), a :class:`ModelSpec`, or a built module.
-    Records are stamped with a run id and the environment. The figures are drawn into
-    ``plots_dir``, by default ``<store artifacts>/plots/<run id>/`` (none without a store).
-    With a store, the rollout figure and then the rows are stored (see the module's doc).
+    ``model``: a name (timm, alias or ``scratch_*``), a :class:`ModelSpec` or a built module.
+    A name or spec is built with the options' sizes and weights; they fill what a spec leaves
+    unset, and one that contradicts it is an error. A built module keeps its weights and shape:
+    ``pretrained``, ``checkpoint``, ``num_classes`` and ``model_kwargs`` are errors for it,
+    while ``img_size`` sets the size its images are scaled to. Records are stamped with a
+    run id and the environment. The figures are drawn into ``plots_dir``, by default
+    ``<store artifacts>/plots/<run id>/`` (none without a store). With a store, the rollout
+    figure and then the rows are stored (see the module's doc).
     """
-    check_options(
-        device=device,
-        fusion=fusion,
-        discard_ratio=discard_ratio,
-        importance=importance,
-        projection=projection,
-        n_clusters=n_clusters,
-        plots_dir=plots_dir,
-    )
+    opts.validate()
+    if plots_dir is not None:
+        check_plots_dir(plots_dir)
+    device = opts.resolved_device()
     recorder = Recorder(store, environment(device))
     source = source or ImageSource()
-    net, name, input_size = _build(model, device, pretrained, checkpoint, img_size, model_kwargs)
-    name = model_name or name
-    net = net.to(device)
-    hw = (input_size[1], input_size[2])
-    diagonal = math.hypot(*hw)
-    total = count_images(source, n_images)
-    mean, std = normalisation(net)
+    run = _AttentionPass(_build(model, opts, device, model_name), opts, device)
+    run.run(source, on_progress)
+    records = _records(run.layers, run.stats)
+    _add_importance({(r["layer"], r["head"]): r for r in records}, run, on_progress)
+    _add_clusters(records, run)
+    records = _describe(records, run, source)
+    maps, pixels = run.rollout.maps(), run.rollout.pixels()
+    analysis = AttentionAnalysis(
+        run.subject.name, records, maps, pixels, _notes(run), recorder.run_id
+    )
+    return _record(analysis, recorder, plots_dir)
 
-    stats: dict[int, LayerStats] = {}
-    rollout = _RolloutState(fusion, discard_ratio, n_overlays)
-    gate_grads: list[torch.Tensor] | None = None
-    used_labels = "dataset"
 
-    def on_attention(layer: AttentionLayer, weights: torch.Tensor) -> None:
-        if layer.index not in stats:
-            layout = layout_for(net, layer.name, hw, weights.shape[-2], weights.shape[-1])
-            stats[layer.index] = LayerStats(layer, layout, diagonal, renormalise)
-        stats[layer.index].add(weights)
-        rollout.add(stats[layer.index], weights)
+# -- build ----------------------------------------------------------------------------------
 
-    extractor = AttentionExtractor(net, on_attention, name)
-    layers = extractor.layers
-    want_grad = importance in ("gradient", "both")
-    gates = HeadGates(layers, requires_grad=True) if want_grad else None
-    batches_for_masking: list[tuple[torch.Tensor, torch.Tensor]] = []
-    done = 0
-    saved_grad = [p.requires_grad for p in net.parameters()]
+
+@dataclass
+class _Subject:
+    """The model analysed: the module, its name, its input and where its weights came from."""
+
+    net: nn.Module
+    name: str
+    input_size: tuple[int, int, int]  # (C, H, W) the images are scaled to
+    weights: str  # random | pretrained | checkpoint | module (a built module's own)
+    checkpoint: str | None = None
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return self.input_size[1], self.input_size[2]
+
+
+def _build(
+    model: nn.Module | str | ModelSpec,
+    opts: AttentionOptions,
+    device: str,
+    model_name: str | None = None,
+) -> _Subject:
+    """The model in eval mode on ``device``, named ``model_name`` or by its spec or class.
+
+    Which options apply to a name, a spec or a built module: see :func:`analyze_attention`.
+    """
+    if isinstance(model, nn.Module):
+        _refuse_for_module(opts)
+        name = model_name or type(model).__name__
+        size = default_input_size(model, ModelSpec(name, img_size=opts.img_size))
+        return _Subject(model.eval().to(device), name, size, "module")
+    spec = _model_spec(model, opts)
+    net = create_model(spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint)
+    checkpoint = None if opts.checkpoint is None else str(opts.checkpoint)
+    weights = "checkpoint" if checkpoint else "pretrained" if opts.pretrained else "random"
+    size = default_input_size(net, spec)
+    return _Subject(net.to(device), model_name or spec.name, size, weights, checkpoint)
+
+
+def _model_spec(model: str | ModelSpec, opts: AttentionOptions) -> ModelSpec:
+    """The spec to build: a name with the options' sizes, or a spec they fill but never change.
+
+    An option that a given spec also sets, to another value, is refused.
+    """
+    spec = ModelSpec(resolve_name(model)) if isinstance(model, str) else model
+    for key in ("img_size", "num_classes"):
+        mine, its = getattr(opts, key), getattr(spec, key)
+        if mine is not None and its is not None and mine != its:
+            raise VitbenchError(f"{key} {mine} differs from the spec's {its}: give it in one place")
+    clash = [k for k, v in opts.model_kwargs.items() if spec.kwargs.get(k, v) != v]
+    if clash:
+        raise VitbenchError(
+            f"model_kwargs {', '.join(clash)} differ from the spec's: give them in one place"
+        )
+    return dataclasses.replace(
+        spec,
+        img_size=opts.img_size if spec.img_size is None else spec.img_size,
+        num_classes=opts.num_classes if spec.num_classes is None else spec.num_classes,
+        kwargs={**opts.model_kwargs, **spec.kwargs},
+    )
+
+
+def _refuse_for_module(opts: AttentionOptions) -> None:
+    """A built module has its weights and shape: the options that make them cannot apply."""
+    if opts.pretrained or opts.checkpoint is not None:
+        raise VitbenchError(
+            "a built module carries its own weights; pretrained and checkpoint apply to a "
+            "model name or spec"
+        )
+    if opts.num_classes is not None or opts.model_kwargs:
+        raise VitbenchError(
+            "a built module has its shape already; num_classes and model_kwargs apply to a "
+            "model name or spec"
+        )
+
+
+# -- the pass over the images ---------------------------------------------------------------
+
+
+class _AttentionPass:
+    """One pass over the images: per-layer sums, the rollout and the heads' gate gradients."""
+
+    def __init__(self, subject: _Subject, opts: AttentionOptions, device: str) -> None:
+        self.subject, self.opts, self.device = subject, opts, device
+        self.diagonal = math.hypot(*subject.hw)  # px
+        self.stats: dict[int, LayerStats] = {}  # by layer index
+        self.rollout = _RolloutState(opts.fusion, opts.discard_ratio, opts.n_overlays)
+        self.extractor = AttentionExtractor(subject.net, self._on_attention, subject.name)
+        self.layers = self.extractor.layers
+        want_grad = opts.gradient_importance
+        self.gates = HeadGates(self.layers, requires_grad=True) if want_grad else None
+        self.gate_grads: list[torch.Tensor] | None = None  # per layer (heads,), batches summed
+        self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x, labels), for masking
+        self.done = 0  # images analysed
+        self.labels = "dataset"  # "predicted" once a batch comes without labels
+
+    def run(self, source: ImageSource, on_progress: OnProgress | None) -> None:
+        """Every batch of ``source``, up to ``n_images``; an error when it gives none."""
+        net, opts = self.subject.net, self.opts
+        total = count_images(source, opts.n_images)
+        mean, std = normalisation(net)
+        size = self.subject.input_size
+        with _frozen(net), self.extractor:
+            for batch in image_batches(source, total, opts.batch_size, size, mean, std):
+                self._batch(batch)
+                if on_progress:
+                    on_progress(self.done, total, "attention")
+        if self.done == 0:
+            raise VitbenchError(f"no images to analyse from {source.describe()}")
+
+    def _on_attention(self, layer: AttentionLayer, weights: torch.Tensor) -> None:
+        """Fold one layer's (B, heads, Nq, Nk) weights into its sums and into the rollout."""
+        if layer.index not in self.stats:
+            nq, nk = weights.shape[-2], weights.shape[-1]
+            layout = layout_for(self.subject.net, layer.name, self.subject.hw, nq, nk)
+            renormalise = self.opts.renormalise
+            self.stats[layer.index] = LayerStats(layer, layout, self.diagonal, renormalise)
+        self.stats[layer.index].add(weights)
+        self.rollout.add(self.stats[layer.index], weights)
+
+    def _batch(self, batch: ImageBatch) -> None:
+        x = batch.x.to(self.device)  # (B, C, H, W)
+        self.rollout.start_batch(batch.pixels, self.done)
+        gates = self.gates if self.gates is not None else nullcontext()
+        with torch.set_grad_enabled(self.gates is not None), gates:
+            logits = self.extractor.run(x)
+        self.rollout.end_batch()
+        labels = self._labels(batch.labels, logits)
+        if self.gates is not None:
+            self._add_gate_grads(logits, labels)
+        if self.opts.mask_importance:
+            self.kept.append((x, labels))
+        self.done += len(x)
+
+    def _labels(self, given: torch.Tensor | None, logits: Any) -> torch.Tensor | None:
+        """(B,) the batch's labels, else the model's predictions; None without logits."""
+        if given is None:
+            self.labels = "predicted"
+            given = logits.detach().argmax(-1) if _is_logits(logits) else None
+        if given is None and self.opts.importance != "none":
+            raise VitbenchError(
+                f"head importance needs a classifier: {self.subject.name} returns no logits "
+                "(use importance 'none')"
+            )
+        return None if given is None else given.to(self.device)
+
+    def _add_gate_grads(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add |d loss / d gate| of this batch to the sums, per layer (heads,)."""
+        grads = torch.autograd.grad(classification_loss(logits, labels), self.gates.gates)
+        g = [gr.detach().abs().cpu() for gr in grads]
+        summed = self.gate_grads
+        self.gate_grads = g if summed is None else [a + b for a, b in zip(summed, g, strict=True)]
+
+
+@contextmanager
+def _frozen(net: nn.Module) -> Iterator[None]:
+    """No parameter of ``net`` needs a gradient inside (only the head gates do); then restored."""
+    saved = [p.requires_grad for p in net.parameters()]
     try:
         for p in net.parameters():
-            p.requires_grad_(False)  # only the gates need gradients
-        with extractor:
-            for batch in image_batches(source, total, batch_size, input_size, mean, std):
-                x = batch.x.to(device)
-                rollout.start_batch(batch.pixels, done)
-                with (
-                    torch.set_grad_enabled(want_grad),
-                    gates if gates is not None else nullcontext(),
-                ):
-                    logits = extractor.run(x)
-                rollout.end_batch()
-                labels = batch.labels
-                if labels is None:
-                    used_labels = "predicted"
-                    labels = logits.detach().argmax(-1) if _is_logits(logits) else None
-                if labels is None and importance != "none":
-                    raise VitbenchError(
-                        f"head importance needs a classifier: {name} returns no logits "
-                        "(use importance 'none')"
-                    )
-                labels = None if labels is None else labels.to(device)
-                if gates is not None:
-                    grads = torch.autograd.grad(classification_loss(logits, labels), gates.gates)
-                    g = [gr.detach().abs().cpu() for gr in grads]
-                    gate_grads = (
-                        g
-                        if gate_grads is None
-                        else [a + b for a, b in zip(gate_grads, g, strict=True)]
-                    )
-                if importance in ("mask", "both"):
-                    batches_for_masking.append((x, labels))
-                done += len(x)
-                if on_progress:
-                    on_progress(done, total, "attention")
+            p.requires_grad_(False)
+        yield
     finally:
-        for p, flag in zip(net.parameters(), saved_grad, strict=True):
+        for p, flag in zip(net.parameters(), saved, strict=True):
             p.requires_grad_(flag)
-    if done == 0:
-        raise VitbenchError(f"no images to analyse from {source.describe()}")
 
-    records = _records(layers, stats)
-    head = {(r["layer"], r["head"]): r for r in records}
-    if gate_grads is not None:
-        for layer, imp, raw in zip(
-            layers, normalise_per_layer(gate_grads), gate_grads, strict=True
-        ):
+
+def _is_logits(out: Any) -> bool:
+    return isinstance(out, torch.Tensor) and out.ndim == 2
+
+
+# -- importance, clusters, records ----------------------------------------------------------
+
+
+def _records(layers: list[AttentionLayer], stats: dict[int, LayerStats]) -> list[dict[str, Any]]:
+    """One record per layer x head, in module order: the streamed measures and the reader."""
+    out = []
+    for layer in layers:
+        for rec in stats[layer.index].head_records():
+            rec["reader"] = layer.reader
+            out.append(rec)
+    return out
+
+
+def _add_importance(head: ByHead, run: _AttentionPass, on_progress: OnProgress | None) -> None:
+    """Gate-gradient importance from the pass; masking importance by a second pass."""
+    if run.gate_grads is not None:
+        grads = run.gate_grads
+        for layer, imp, raw in zip(run.layers, normalise_per_layer(grads), grads, strict=True):
             for h in range(layer.num_heads):
                 head[layer.index, h].update(
-                    importance=float(imp[h]), importance_grad=float(raw[h] / done)
+                    importance=float(imp[h]), importance_grad=float(raw[h] / run.done)
                 )
-    if importance in ("mask", "both"):
-        if on_progress:
-            on_progress(0, 1, "masking heads one at a time")
-        d_loss, d_acc = head_mask_importance(net, layers, batches_for_masking)
-        normalised = normalise_per_layer(d_loss)
-        for layer, imp, dl, da in zip(layers, normalised, d_loss, d_acc, strict=True):
-            for h in range(layer.num_heads):
-                head[layer.index, h].update(
-                    importance_mask=float(imp[h]),
-                    mask_loss_delta=float(dl[h]),
-                    mask_accuracy_delta=float(da[h]),
-                )
+    if not run.opts.mask_importance:
+        return
+    if on_progress:
+        on_progress(0, 1, "masking heads one at a time")
+    d_loss, d_acc = head_mask_importance(run.subject.net, run.layers, run.kept)
+    normalised = normalise_per_layer(d_loss)
+    for layer, imp, dl, da in zip(run.layers, normalised, d_loss, d_acc, strict=True):
+        for h in range(layer.num_heads):
+            head[layer.index, h].update(
+                importance_mask=float(imp[h]),
+                mask_loss_delta=float(dl[h]),
+                mask_accuracy_delta=float(da[h]),
+            )
 
+
+def _add_clusters(records: list[dict[str, Any]], run: _AttentionPass) -> None:
+    """Cluster the heads by their metric profile and distance pattern; a 2-D projection."""
+    metrics = ("entropy_norm", "cls_attention", "self_attention")
     profile = np.array(
-        [
-            [
-                r["mean_distance_px"] / diagonal,
-                r["entropy_norm"],
-                r["cls_attention"],
-                r["self_attention"],
-            ]
-            for r in records
-        ]
-    )
-    pattern = np.concatenate([stats[layer.index].distance_profile() for layer in layers])
-    clusters, xy = cluster_heads(head_features(profile, pattern), n_clusters, projection)
+        [[r["mean_distance_px"] / run.diagonal, *(r[m] for m in metrics)] for r in records]
+    )  # (heads, 4)
+    pattern = np.concatenate(
+        [run.stats[layer.index].distance_profile() for layer in run.layers]
+    )  # (heads, bins + 1)
+    features = head_features(profile, pattern)
+    clusters, xy = cluster_heads(features, run.opts.n_clusters, run.opts.projection)
     for rec, c, (px, py) in zip(records, clusters, xy, strict=True):
         rec.update(cluster=int(c), proj_x=float(px), proj_y=float(py))
 
-    weights = "checkpoint" if checkpoint else "pretrained" if pretrained else "random"
+
+def _describe(
+    records: list[dict[str, Any]], run: _AttentionPass, source: ImageSource
+) -> list[dict[str, Any]]:
+    """The records stamped with what was analysed and how; model, layer and head lead."""
+    subject, opts = run.subject, run.opts
     for rec in records:
         rec.update(
-            model=name,
-            weights=weights,
-            checkpoint=str(checkpoint) if checkpoint else None,
-            img_size=f"{hw[0]}x{hw[1]}",
+            model=subject.name,
+            weights=subject.weights,
+            checkpoint=subject.checkpoint,
+            img_size="{}x{}".format(*subject.hw),
             images=source.describe(),
-            n_images=done,
-            labels=used_labels if importance != "none" else None,
-            renormalised=renormalise,
-            rollout_fusion=fusion,
-            discard_ratio=discard_ratio,
-            device=str(device),
+            n_images=run.done,
+            labels=run.labels if opts.importance != "none" else None,
+            renormalised=opts.renormalise,
+            rollout_fusion=opts.fusion,
+            discard_ratio=opts.discard_ratio,
+            device=str(run.device),
         )
-    notes = [f"{n}: no patch positions known, distances left empty" for n in _unplaced(stats)]
-    notes += [
-        f"{s.layer.name}: rows are not probability distributions, distance and entropy left empty"
-        for s in stats.values()
-        if not s.distributions
-    ]
-    if rollout.reason:
-        notes.append(f"no rollout: {rollout.reason}")
     lead = ("model", "layer", "head")
-    records = [
+    return [
         {**{k: r[k] for k in lead}, **{k: v for k, v in r.items() if k not in lead}}
         for r in records
     ]
-    analysis = AttentionAnalysis(
-        name, records, rollout.maps(), rollout.pixels(), notes, recorder.run_id
-    )
-    return _record(analysis, recorder, plots_dir)
+
+
+def _notes(run: _AttentionPass) -> list[str]:
+    """What could not be measured, and why."""
+    stats = list(run.stats.values())
+    notes = [
+        f"{s.layer.name}: no patch positions known, distances left empty"
+        for s in stats
+        if s.layout is None
+    ]
+    notes += [
+        f"{s.layer.name}: rows are not probability distributions, distance and entropy left empty"
+        for s in stats
+        if not s.distributions
+    ]
+    if run.rollout.reason:
+        notes.append(f"no rollout: {run.rollout.reason}")
+    return notes
 
 
 def _record(
@@ -321,21 +397,7 @@ def _record(
     return analysis
 
 
-def _is_logits(out: Any) -> bool:
-    return isinstance(out, torch.Tensor) and out.ndim == 2
-
-
-def _records(layers: list[AttentionLayer], stats: dict[int, LayerStats]) -> list[dict[str, Any]]:
-    out = []
-    for layer in layers:
-        for rec in stats[layer.index].head_records():
-            rec["reader"] = layer.reader
-            out.append(rec)
-    return out
-
-
-def _unplaced(stats: dict[int, LayerStats]) -> list[str]:
-    return [s.layer.name for s in stats.values() if s.layout is None]
+# -- rollout --------------------------------------------------------------------------------
 
 
 class _RolloutState:

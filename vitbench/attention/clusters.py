@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vitbench.attention.options import PROJECTIONS
 from vitbench.errors import VitbenchError
-
-PROJECTIONS = ("pca", "tsne")
 
 
 def head_features(profile: np.ndarray, pattern: np.ndarray) -> np.ndarray:

@@ -1,19 +1,27 @@
 """Attention weights per layer, read out of a model while it runs, without changing its output.
 
 timm computes attention with a fused kernel that never materialises the weights, so there is
-nothing to hook. Each attention module is read by one of three readers (a table, not branches):
+nothing to hook. Each attention module is read by one of four readers, chosen from its class and
+attributes by ``_reader_for`` (the first that fits, in this order) and installed by
+``AttentionExtractor._install``:
 
 * ``recompute``: timm's standard ``Attention`` (ViT, DeiT, CrossViT's self-attention): a forward
   hook recomputes softmax(q k^T / sqrt(d)) from the module's own ``qkv`` projection, q/k norms,
   scale and mask. The forward itself is untouched, so the output is bit for bit the same.
-* ``unfused``: any other timm attention with an ``attn_drop`` applied to its weights (BEiT,
-  CaiT's talking-heads and class attention, CrossViT's cross attention, PVT-v2, Swin): fused
-  attention is switched off while extracting and ``attn_drop``'s input is read. The module then
-  runs its own explicit path, which equals the fused kernel to float rounding (about 1e-6).
-* ``talking_heads``: CaiT's talking-heads attention mixes the heads' softmaxes with a linear
-  layer (``proj_w``) before they weight the values; the mixed rows need not be non-negative or
-  sum to one, so the input of ``proj_w``, each head's own softmax, is read instead.
-* ``keep_attn``: vitbench's own models store their softmax in ``last_attn`` when asked.
+* ``keep_attn``: vitbench's own attention (a class named ``...Attention`` with a ``keep_attn``
+  flag): the flag is set while extracting, and the softmax the module then keeps in
+  ``last_attn`` is read and cleared after its forward.
+* ``talking_heads``: a module with a linear ``proj_w`` (CaiT's talking-heads attention), which
+  mixes the heads' softmaxes before they weight the values; the mixed rows need not be
+  non-negative or sum to one, so the input of ``proj_w``, each head's own softmax, is read.
+* ``unfused``: any other class named ``...Attention`` or ``...Attn`` with an ``nn.Dropout``
+  ``attn_drop`` (BEiT, CaiT's class attention, CrossViT's cross attention, PVT-v2, Swin): fused
+  attention is switched off while extracting (where the module has a ``fused_attn`` flag) and
+  ``attn_drop``'s input is read. The module then runs its own explicit path, which equals the
+  fused kernel to float rounding (about 1e-6).
+
+A module inside one already read is not read again. Leaving the extractor removes the hooks and
+restores every flag it set.
 
 Weights reach a callback one layer at a time, as (batch, heads, queries, keys) float32, so a
 caller reduces them as they come and never holds every map.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-FUSIONS = ("mean", "max", "min")
+from vitbench.attention.options import FUSIONS
 
 
 def fuse_heads(weights: torch.Tensor, fusion: str = "mean") -> torch.Tensor:

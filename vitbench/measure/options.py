@@ -12,7 +12,7 @@ from typing import Any
 
 from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
-from vitbench.options import int_list, option, parse_kwargs
+from vitbench.options import at_least, int_list, option, parse_kwargs
 from vitbench.precision import check_precision
 
 METRICS = ("params", "flops", "latency", "memory")
@@ -139,15 +139,15 @@ class ProfileOptions:
                     raise VitbenchError(f"{name} must be a positive integer, got {v}")
         if None in self.batch_sizes:
             raise VitbenchError("batch_sizes must name at least one batch size")
-        _at_least("in_chans", self.in_chans, 1)
-        _at_least("num_classes", self.num_classes, 0)
-        _at_least("threads", self.threads, 1)
+        at_least("in_chans", self.in_chans, 1)
+        at_least("num_classes", self.num_classes, 0)
+        at_least("threads", self.threads, 1)
 
     def _validate_timing(self) -> None:
         """Warm-up, run counts, budget and precision target that a timing can meet."""
-        _at_least("warmup", self.warmup, 0)
-        _at_least("min_runs", self.min_runs, 1)
-        _at_least("max_runs", self.max_runs, self.min_runs, f"min_runs ({self.min_runs})")
+        at_least("warmup", self.warmup, 0)
+        at_least("min_runs", self.min_runs, 1)
+        at_least("max_runs", self.max_runs, self.min_runs, f"min_runs ({self.min_runs})")
         if self.budget_s <= 0:
             raise VitbenchError(f"budget_s (the time budget) must be positive, got {self.budget_s}")
         for name in ("rel_precision", "noise_cv"):
@@ -173,9 +173,3 @@ class ProfileOptions:
     def n_shapes(self) -> int:
         """Shapes per model: image sizes x patch sizes x sequence lengths."""
         return len(self.img_sizes) * len(self.patch_sizes) * len(self.seq_lens)
-
-
-def _at_least(name: str, value: float | None, low: float, low_text: str | None = None) -> None:
-    """Refuse ``value`` below ``low`` (None is the default and passes)."""
-    if value is not None and value < low:
-        raise VitbenchError(f"{name} must be at least {low_text or low}, got {value}")

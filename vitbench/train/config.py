@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vitbench.errors import VitbenchError
-from vitbench.options import option, parse_kwargs
+from vitbench.options import at_least, option, parse_kwargs
 from vitbench.precision import TRAIN_PRECISIONS, check_precision
 from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
 
@@ -97,10 +97,8 @@ class TrainConfig:
             if value is not None and not 0 <= value < 1:
                 raise VitbenchError(f"{name} must be in [0, 1), got {value}")
         check_precision(self.precision, TRAIN_PRECISIONS)
-        if self.threads is not None and self.threads < 1:
-            raise VitbenchError(f"threads must be at least 1, got {self.threads}")
-        if self.workers < 0:
-            raise VitbenchError(f"workers must be non-negative, got {self.workers}")
+        at_least("threads", self.threads, 1)
+        at_least("workers", self.workers, 0)
         if self.pretrained and self.checkpoint:
             raise VitbenchError("give pretrained or checkpoint, not both")
         if self.device is not None:  # None: cuda when available, else the CPU
@@ -127,10 +125,8 @@ class TrainConfig:
 
     def _validate_optimisation(self) -> None:
         """Epochs, batch, learning rates and the regularisers' ranges."""
-        if self.epochs < 1:
-            raise VitbenchError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise VitbenchError(f"batch_size must be at least 1, got {self.batch_size}")
+        at_least("epochs", self.epochs, 1)
+        at_least("batch_size", self.batch_size, 1)
         if self.lr <= 0:
             raise VitbenchError(f"lr must be positive, got {self.lr}")
         if self.min_lr < 0 or self.weight_decay < 0:
@@ -141,8 +137,7 @@ class TrainConfig:
             raise VitbenchError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.mixup < 0 or self.cutmix < 0:
             raise VitbenchError("mixup and cutmix alphas must be non-negative")
-        if self.clip_grad is not None and self.clip_grad < 0:
-            raise VitbenchError(f"clip_grad must be non-negative, got {self.clip_grad}")
+        at_least("clip_grad", self.clip_grad, 0)
 
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Architecture keywords for the model, with the recipe's regularisers added."""
