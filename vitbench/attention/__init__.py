@@ -6,8 +6,7 @@ at start-up) loads without torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from vitbench.lazy import lazy_names
 
 _HOMES = {
     "AttentionAnalysis": "analysis",
@@ -24,7 +23,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -81,18 +81,11 @@ def _show_epochs(rows: Sequence[dict[str, Any]], run: str) -> None:
     info(f"continue the run with --resume {run}")
 
 
-def _check_data(cfg: Any) -> None:  # a TrainConfig (torch loads only when a command runs)
+def _check_data(cfg: TrainConfig) -> None:
     """Check the data a config reads before the store is opened."""
     from vitbench.train.data import check_data
 
-    check_data(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        subset=cfg.subset,
-    )
+    check_data(cfg.dataset, **cfg.data_split())
 
 
 def _announce(run_id: str) -> None:

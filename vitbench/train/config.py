@@ -139,6 +139,16 @@ class TrainConfig:
             raise VitbenchError("mixup and cutmix alphas must be non-negative")
         at_least("clip_grad", self.clip_grad, 0)
 
+    def data_split(self) -> dict[str, Any]:
+        """Where the data comes from and how it is split: the keywords of ``load_data``."""
+        return dict(
+            data_dir=self.data_dir,
+            seed=self.seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            subset=self.subset,
+        )
+
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Architecture keywords for the model, with the recipe's regularisers added."""
         base = DEFAULT_MODEL_KWARGS if self.model == DEFAULT_MODEL else {}

@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from vitbench.errors import DataError
+from vitbench.train.config import TrainConfig
 from vitbench.train.defaults import DATASETS, LOCAL_DATASETS, NATIVE
 
 #: published per-channel statistics of the local torchvision datasets (train split, [0, 1] pixels)
@@ -362,14 +363,14 @@ def _verify_images(data: DataBundle) -> None:
 
 
 def load_data(
-    name: str = "digits",
+    name: str = TrainConfig.dataset,
     *,
     data_dir: str | os.PathLike | None = None,
     img_size: int | None = None,
     in_chans: int | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
+    seed: int = TrainConfig.seed,
+    val_fraction: float = TrainConfig.val_fraction,
+    test_fraction: float = TrainConfig.test_fraction,
     subset: int | None = None,
 ) -> DataBundle:
     """Load a dataset as train/val/test splits sized ``img_size`` with ``in_chans`` channels.
@@ -410,9 +411,9 @@ def check_data(
     name: str,
     *,
     data_dir: str | os.PathLike | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
+    seed: int = TrainConfig.seed,
+    val_fraction: float = TrainConfig.val_fraction,
+    test_fraction: float = TrainConfig.test_fraction,
     subset: int | None = None,
 ) -> None:
     """Raise :class:`DataError` for a local dataset that cannot make a run.

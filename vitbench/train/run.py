@@ -98,16 +98,7 @@ def _seed_everything(seed: int) -> None:
 
 def _load(cfg: TrainConfig) -> DataBundle:
     """The dataset ``cfg`` names, split and normalised."""
-    return load_data(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        img_size=cfg.img_size,
-        in_chans=cfg.in_chans,
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        subset=cfg.subset,
-    )
+    return load_data(cfg.dataset, img_size=cfg.img_size, in_chans=cfg.in_chans, **cfg.data_split())
 
 
 def _model(
