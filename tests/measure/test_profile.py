@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vitbench.errors import VitbenchError
-from vitbench.measure import profile as profile_mod
+from vitbench.measure import point as point_mod
 from vitbench.measure.closed_form import ViTShape, vit_macs_terms
 from vitbench.measure.profile import ProfileOptions, profile
 from vitbench.store import SCHEMA_VERSION, open_store, read_table
@@ -43,14 +43,14 @@ def _torch_count(name: str, img_size: int, batch_size: int) -> int:
 @pytest.fixture
 def oom_above_two(monkeypatch):
     """Pretend the device holds at most two images: bigger batches raise out-of-memory."""
-    real = profile_mod.example_inputs
+    real = point_mod.example_inputs
 
     def inputs(model, spec, batch_size, device):
         if batch_size > 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
         return real(model, spec, batch_size, device)
 
-    monkeypatch.setattr(profile_mod, "example_inputs", inputs)
+    monkeypatch.setattr(point_mod, "example_inputs", inputs)
 
 
 def test_out_of_memory_is_recorded_and_the_batch_halved(oom_above_two) -> None:

@@ -49,14 +49,14 @@ def profile_cmd(
     names = expand_names(models or BENCHMARK_TABLE)
     opts.validate()
     store = open_for_writing(out, store_url) if save else None
-    n_shapes = len(names) * opts.n_shapes
+    n_steps = len(names) * opts.n_shapes * opts.passes
     finished: list[dict[str, Any]] = []
     with (
         store or nullcontext(),
         print_on_failure(finished, lambda rows: _print(rows, [], fmt, opts)),
-        progress_bar(disable=n_shapes < 2 and not opts.timed) as bar,
+        progress_bar(disable=n_steps < 2 and not opts.timed) as bar,
     ):
-        task = bar.add_task("profiling", total=n_shapes)
+        task = bar.add_task("profiling", total=n_steps)
         run = profile(
             names,
             opts,
@@ -64,10 +64,12 @@ def profile_cmd(
             on_step=lambda d, done: bar.update(task, description=d, completed=done),
             on_record=finished.append,
         )
-        bar.update(task, completed=n_shapes)
+        bar.update(task, completed=n_steps)
     if store is not None:
         info(f"{len(run.records)} record(s) written to {store.label} (run {run.run_id})")
     _print(run.records, run.fits, fmt, opts)
+    for line in run.warnings:
+        warn(line)
 
 
 def _print(
@@ -131,10 +133,7 @@ def _print(
         if rec.get("uncounted_ops"):
             warn(f"{rec['model']}: operators not counted: {rec['uncounted_ops']}")
         if rec.get("latency_noisy"):
-            warn(
-                f"{rec['model']} batch {rec['batch_size']}: noisy timing "
-                f"(CV {rec['latency_cv']:.0%}); compare medians with care"
-            )
+            warn(f"{rec['model']} batch {rec['batch_size']}: {_noise(rec)}")
         if rec.get("status") == "oom":
             warn(f"{rec['model']} batch {rec['batch_size']}: out of memory")
     _print_breakdowns(records)
@@ -145,6 +144,21 @@ def _print(
             columns=["model", "batch_size", "metric", "exponent", "exponent_high", "r2"],
             title="power-law fits against tokens (cost ~ tokens^exponent)",
         )
+
+
+def _noise(rec: dict[str, Any]) -> str:
+    """Why a point's timing is flagged: its rounds disagree, or its calls or rounds spread."""
+    medians = ", ".join(f"{m:.3g}" for m in rec.get("latency_round_medians_ms") or [])
+    if rec.get("latency_rounds_disagree"):
+        return (
+            f"timing rounds disagree (medians {medians} ms, measured again "
+            f"{rec['latency_extra_rounds']} time(s)); the figure is their median"
+        )
+    spread = rec.get("latency_round_spread") or 0.0
+    return (
+        f"noisy timing (per-call CV {rec['latency_cv']:.0%}, rounds spread {spread:.0%}); "
+        "compare medians with care"
+    )
 
 
 def _print_breakdowns(records: Sequence[dict[str, Any]]) -> None:

@@ -86,7 +86,12 @@ class ProfileOptions:
     cudnn_benchmark: bool = option(False, help="Let cuDNN autotune per shape.")
     warmup: int = option(3, help="Warm-up calls after the first call, not timed.")
     budget_s: float = option(
-        2.0, flags=("--budget",), help="Seconds of timed calls per point at most."
+        2.0, flags=("--budget",), help="Seconds of timed calls per point at most, all rounds."
+    )
+    rounds: int = option(
+        3,
+        help="Timing rounds per point, interleaved across the sweep (all points, then all "
+        "again); the point's figure is the median of the rounds' medians.",
     )
     min_runs: int = option(5, help="Timed calls at least.")
     max_runs: int = option(1000, help="Timed calls at most.")
@@ -147,6 +152,7 @@ class ProfileOptions:
         """Warm-up, run counts, budget and precision target that a timing can meet."""
         at_least("warmup", self.warmup, 0)
         at_least("min_runs", self.min_runs, 1)
+        at_least("rounds", self.rounds, 1)
         at_least("max_runs", self.max_runs, self.min_runs, f"min_runs ({self.min_runs})")
         if self.budget_s <= 0:
             raise VitbenchError(f"budget_s (the time budget) must be positive, got {self.budget_s}")
@@ -168,6 +174,11 @@ class ProfileOptions:
     @property
     def timed(self) -> bool:
         return bool({"latency", "memory"} & set(self.metrics))
+
+    @property
+    def passes(self) -> int:
+        """How many times the sweep goes over its shapes: once per timing round."""
+        return self.rounds if "latency" in self.metrics else 1
 
     @property
     def n_shapes(self) -> int:

@@ -1,0 +1,148 @@
+"""One point of a profile: a built model at one batch size, its memory and its timing rounds."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitbench.environment import device_name
+from vitbench.measure.memory import measure_peak_memory
+from vitbench.measure.model_cost import example_inputs
+from vitbench.measure.options import ProfileOptions
+from vitbench.measure.rounds import RoundStats
+from vitbench.measure.timing import TimingStats, time_callable
+from vitbench.measure.utilization import (
+    achieved_tflops,
+    lookup_peak_tflops,
+    measure_cpu_matmul_peak,
+    model_flops_utilization,
+)
+from vitbench.precision import autocast
+from vitbench.zoo import ModelSpec, create_model, set_fused_attn
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device (or the host) running out of memory."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def build_timed_model(spec: ModelSpec, opts: ProfileOptions) -> nn.Module:
+    """The model on the profile's device, with its weights and execution settings."""
+    device = torch.device(opts.device)
+    model = create_model(
+        spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint
+    )
+    set_fused_attn(model, opts.fused_attn)
+    if opts.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if opts.compile:
+        model = torch.compile(model)
+    return model
+
+
+def forward_pass(
+    model: nn.Module, spec: ModelSpec, batch_size: int, opts: ProfileOptions
+) -> Callable[[], object]:
+    """A call of one inference forward at ``batch_size``, inputs made once."""
+    device = torch.device(opts.device)
+    inputs = example_inputs(model, spec, batch_size, device)
+    if opts.channels_last and inputs[0].dim() == 4:
+        inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+
+    def forward() -> object:
+        with torch.inference_mode(), autocast(device.type, opts.precision):
+            return model(*inputs)
+
+    return forward
+
+
+def time_round(forward: Callable[[], object], opts: ProfileOptions) -> TimingStats:
+    """One timing round: the point's budget is shared by its rounds."""
+    return time_callable(
+        forward,
+        device=opts.device,
+        warmup=opts.warmup,
+        min_runs=opts.min_runs,
+        max_runs=opts.max_runs,
+        budget_s=opts.budget_s / opts.rounds,
+        rel_precision=opts.rel_precision,
+        noise_cv=opts.noise_cv,
+    )
+
+
+def first_round(
+    model: nn.Module, spec: ModelSpec, batch_size: int, opts: ProfileOptions
+) -> tuple[dict[str, Any], TimingStats | None]:
+    """Memory and the first timing round at ``batch_size``; out-of-memory becomes the record."""
+    device = torch.device(opts.device)
+    rec: dict[str, Any] = {"batch_size": batch_size, "status": "ok"}
+    try:
+        forward = forward_pass(model, spec, batch_size, opts)
+        stats = time_round(forward, opts) if "latency" in opts.metrics else None
+        if "memory" in opts.metrics:
+            rec.update(measure_peak_memory(forward, device=device).as_record())
+        return rec, stats
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        free_memory(device)
+        rec.update(status="oom", error=str(exc).strip().splitlines()[0][:200])
+        return rec, None
+
+
+def latency_fields(
+    stats: RoundStats,
+    batch_size: int,
+    macs_per_sample: int | None,
+    opts: ProfileOptions,
+    peak: PeakCache,
+) -> dict[str, Any]:
+    """The timing fields of a row: the rounds' statistics, throughput and utilization."""
+    rec = stats.as_record()
+    if opts.compile:
+        rec["compile_s"] = stats.rounds[0].first_call_s
+    rec["throughput_sps"] = batch_size / stats.median_s
+    if macs_per_sample is not None:
+        macs = macs_per_sample * batch_size
+        rec["achieved_tflops"] = achieved_tflops(macs, stats.median_s)
+        tflops, source = peak.get()
+        rec["peak_tflops"] = tflops
+        rec["peak_source"] = source
+        rec["mfu"] = model_flops_utilization(macs, stats.median_s, tflops)
+    return rec
+
+
+class PeakCache:
+    """The utilization denominator: a table value, the user's, or a measured CPU matmul peak."""
+
+    def __init__(self, opts: ProfileOptions, device: torch.device) -> None:
+        self.opts, self.device = opts, device
+        self._value: tuple[float | None, str] | None = None
+
+    def get(self) -> tuple[float | None, str]:
+        if self._value is None:
+            if self.opts.peak_tflops is not None:
+                self._value = (self.opts.peak_tflops, "user (peak_tflops)")
+            elif self.device.type == "cpu":
+                dtype = torch.bfloat16 if self.opts.precision == "bf16" else torch.float32
+                peak = measure_cpu_matmul_peak(threads=torch.get_num_threads(), dtype=dtype)
+                self._value = (peak, f"measured {str(dtype)[6:]} matmul on this CPU")
+            else:
+                hit = lookup_peak_tflops(device_name(self.device), self.opts.precision)
+                self._value = hit if hit else (None, "unknown hardware: give peak_tflops")
+        return self._value
