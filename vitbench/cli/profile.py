@@ -141,9 +141,20 @@ def _print(
         emit(
             fits,
             OutputFormat.table,
-            columns=["model", "batch_size", "metric", "exponent", "exponent_high", "r2"],
+            columns=["model", "batch_size", "metric", "n_points", "exponent"]
+            + ["exponent_ci95_low", "exponent_ci95_high", "r2", "quality", "excluded_points"],
             title="power-law fits against tokens (cost ~ tokens^exponent)",
+            headers={
+                "batch_size": "batch",
+                "n_points": "points",
+                "exponent_ci95_low": "95% low",
+                "exponent_ci95_high": "95% high",
+                "excluded_points": "left out",
+            },
         )
+        for fit in fits:
+            if fit.get("note"):
+                warn(f"{fit['model']} batch {fit['batch_size']} {fit['metric']}: {fit['note']}")
 
 
 def _noise(rec: dict[str, Any]) -> str:

@@ -34,13 +34,18 @@ LEGEND_ROW_IN = 0.22  # one row of a figure legend below the panels
 @dataclass(frozen=True)
 class Series:
     """One line of a plot; ``exponent`` (with ``prefactor``, in the plotted unit) draws the
-    fitted power law y = prefactor * x^exponent instead of joining the points."""
+    fitted power law y = prefactor * x^exponent instead of joining the points, over
+    ``fitted`` (x from, to; default the points' range); points at an x in ``left_out`` are
+    drawn hollow; ``note`` is written at the line's end (the exponent, or why no law)."""
 
     label: str
     x: Sequence[float]
     y: Sequence[float]
     exponent: float | None = None
     prefactor: float | None = None
+    note: str | None = None
+    fitted: tuple[float, float] | None = None
+    left_out: Sequence[float] = ()
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def deferred() -> Iterator[None]:
 
 def _power_law_line(s: Series) -> tuple[np.ndarray, np.ndarray] | None:
     """The fitted power law over the series' x range (positive x only)."""
-    x = np.asarray(s.x, float)
+    x = np.asarray(s.fitted if s.fitted is not None else s.x, float)
     x = x[x > 0]
     if is_missing(s.exponent) or is_missing(s.prefactor) or x.size < 2:
         return None
@@ -156,11 +161,46 @@ def _plain_log_ticks(ax: Axes, which: str, base: int) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _draw_series(ax: Axes, s: Series, color: str) -> object:
+    """Markers (hollow where left out of the fit), the fitted power law (dashed) or a plain
+    line, and the note at the end; returns the legend handle."""
+    x, y = np.asarray(s.x, float), np.asarray(s.y, float)
+    order = np.argsort(x)
+    (handle,) = ax.plot(
+        x[order],
+        y[order],
+        marker="o",
+        ms=4 if len(x) <= 20 or s.exponent is not None else 0,
+        color=color,
+        lw=1 if s.exponent is None else 0,
+    )
+    hollow = np.isin(x, np.asarray(s.left_out, float))
+    if hollow.any():
+        ax.plot(x[hollow], y[hollow], "o", ms=4, color=color, mfc="white", lw=0)
+    line = _power_law_line(s)
+    if line is not None:
+        ax.plot(*line, "--", color=color, lw=1)
+    if s.note and x.size:
+        end = (line[0][-1], line[1][-1]) if line is not None else (x[order][-1], y[order][-1])
+        ax.annotate(
+            s.note,
+            end,
+            textcoords="offset points",
+            xytext=(-2, -6),
+            ha="right",
+            va="top",
+            fontsize=8,
+            color=color,
+        )
+    return handle
+
+
 def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path:
     """Line plots side by side with one legend below them; fitted power laws dashed.
 
-    A series with an exponent is drawn as markers with its fitted line and the slope written
-    at the line's end; series with the same label share a colour across panels.
+    A series with an exponent is drawn as markers with its fitted line, other series as
+    markers joined by a plain line; a series' note is written at its end. Series with the same
+    label share a colour across panels.
     """
     ncols = ncols or min(len(items), 3)
     nrows = math.ceil(len(items) / ncols)
@@ -170,30 +210,7 @@ def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path
     for ax, panel in zip(axes.flat, items, strict=False):
         for s in panel.series:
             color = colors.setdefault(s.label, f"C{len(colors) % 10}")
-            x, y = np.asarray(s.x, float), np.asarray(s.y, float)
-            order = np.argsort(x)
-            (handle,) = ax.plot(
-                x[order],
-                y[order],
-                marker="o",
-                ms=4 if len(x) <= 20 or s.exponent is not None else 0,
-                color=color,
-                lw=1 if s.exponent is None else 0,
-            )
-            handles.setdefault(s.label, handle)
-            line = _power_law_line(s)
-            if line is not None:
-                ax.plot(*line, "--", color=color, lw=1)
-                ax.annotate(
-                    f"k={s.exponent:.2f}",
-                    (line[0][-1], line[1][-1]),
-                    textcoords="offset points",
-                    xytext=(-2, -6),
-                    ha="right",
-                    va="top",
-                    fontsize=8,
-                    color=color,
-                )
+            handles.setdefault(s.label, _draw_series(ax, s, color))
         if panel.logx:
             ax.set_xscale("log", base=panel.base_x)
             _plain_log_ticks(ax, "x", panel.base_x)

@@ -1,15 +1,15 @@
 """Cost sections from the ``profile`` and ``profile_fit`` tables.
 
 The benchmark table against published figures; cost against tokens on log-log axes with the
-stored power-law exponents; throughput and utilization against batch size.
+stored power-law fits (drawn as laws only when rated good, see :mod:`vitbench.report.fits`);
+throughput and utilization against batch size.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from vitbench.missing import is_missing
-from vitbench.report import plots
+from vitbench.report import fits, plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
 from vitbench.report.tables import (
@@ -93,101 +93,134 @@ def _sweeps(profile: pd.DataFrame, vary: str, fixed: tuple[str, ...]) -> list[pd
     return out
 
 
-def _fits(fits: pd.DataFrame) -> dict[tuple, tuple[float, float]]:
-    """(run_id, model, batch_size, metric) -> stored (exponent, prefactor)."""
-    need = {"run_id", "model", "batch_size", "metric", "exponent", "prefactor"}
-    if fits.empty or not need <= set(fits.columns):
-        return {}
-    return {
-        (r.run_id, r.model, int(r.batch_size), r.metric): (float(r.exponent), float(r.prefactor))
-        for r in fits.itertuples()
-        if not (is_missing(r.exponent) or is_missing(r.prefactor) or is_missing(r.batch_size))
-    }
+def _series(ctx: Context, group: pd.DataFrame, metric: str, fit: fits.Fit | None) -> plots.Series:
+    """One sweep's points of ``metric``, with its stored fit drawn only if it is a law."""
+    scale = COST_METRICS[metric][2]
+    first = group.iloc[0]
+    g = group[group[metric].notna()]
+    law = fit is not None and fits.is_law(fit)
+    return plots.Series(
+        _label(ctx, first.model, first.get(ENV_COLUMN, ""), f"b{int(first.batch_size)}"),
+        g["tokens"].tolist(),
+        (g[metric] * scale).tolist(),
+        exponent=float(fit["exponent"]) if law else None,
+        prefactor=float(fit["prefactor"]) * scale if law else None,
+        note=None if fit is None else fits.plot_note(fit),
+        fitted=fits.fitted_range(fit) if law else None,
+        left_out=[] if fit is None else fits.left_out(fit),
+    )
 
 
-def add_scaling(ctx: Context, profile: pd.DataFrame, fits: pd.DataFrame) -> None:
-    """Cost against the number of tokens, log-log, with the stored power-law exponents."""
-    sweeps = _sweeps(profile, "tokens", ("batch_size",)) if "tokens" in profile else []
-    if not sweeps:
-        return
-    exponents = _fits(fits)
+def _scaling_panels(ctx: Context, sweeps: list[pd.DataFrame], stored: pd.DataFrame) -> list:
+    """One log-log panel per cost metric, a series per sweep."""
+    keyed = fits.by_key(stored)
     panels = []
-    for metric, (title, unit, scale) in COST_METRICS.items():
-        series = []
-        for group in sweeps:
-            if metric not in group or group[metric].notna().sum() < 2:
-                continue
-            first = group.iloc[0]
-            g = group[group[metric].notna()]
-            fit = exponents.get((first.run_id, first.model, int(first.batch_size), metric))
-            series.append(
-                plots.Series(
-                    _label(ctx, first.model, first.get(ENV_COLUMN, ""), f"b{first.batch_size}"),
-                    g["tokens"].tolist(),
-                    (g[metric] * scale).tolist(),
-                    exponent=None if fit is None else fit[0],
-                    prefactor=None if fit is None else fit[1] * scale,
-                )
-            )
+    for metric, (title, unit, _) in COST_METRICS.items():
+        series = [
+            _series(ctx, g, metric, keyed.get(_fit_key(g.iloc[0], metric)))
+            for g in sweeps
+            if metric in g and g[metric].notna().sum() >= 2
+        ]
         if series:
             panels.append(
                 plots.Panel(title, "tokens", unit, series, logx=True, logy=True, base_x=2)
             )
+    return panels
+
+
+def _fit_key(first: pd.Series, metric: str) -> tuple:
+    return (first.run_id, first.model, int(first.batch_size), metric)
+
+
+def add_scaling(ctx: Context, profile: pd.DataFrame, stored: pd.DataFrame) -> None:
+    """Cost against the number of tokens, log-log, with the stored power-law fits."""
+    sweeps = _sweeps(profile, "tokens", ("batch_size",)) if "tokens" in profile else []
+    if not sweeps:
+        return
+    panels = _scaling_panels(ctx, sweeps, stored)
     doc = ctx.doc
     doc.heading("Cost against the number of tokens")
     doc.paragraph(
-        "Each point is one input size; dashed lines are the power laws cost ~ tokens^k that "
-        "`vitbench profile` fitted and stored, with k written beside them (attention alone "
-        "would give k = 2, the per-token layers k = 1; points without a stored fit are joined "
-        "by a plain line). Memory is the peak of live tensor bytes during the forward pass "
-        "over what was live before it (weights, inputs)."
+        "Each point is one input size. Where the power law cost ~ tokens^k that `vitbench "
+        "profile` fitted and stored is rated good (three or more points, R² and 95% interval "
+        "within the limits of docs/methodology/scaling.md), it is drawn dashed through the "
+        "points with k and its interval beside it (attention alone would give k = 2, the "
+        "per-token layers k = 1). Other sweeps join their points by a plain line, marked with "
+        "why no law is drawn: two points make an exact line whatever the cost does, and a poor "
+        "fit does not pin k down. Points whose timing was flagged noisy are left out of the "
+        "latency fits. Memory is the peak of live tensor bytes during the forward pass over "
+        "what was live before it (weights, inputs)."
     )
     doc.warning(mixed_warning(ctx.envs, pd.concat(sweeps), "This sweep"))
     if panels:
         doc.image(plots.panels(panels, ctx.figure("cost_vs_tokens")), "cost against tokens")
     points = pd.concat(sweeps)
-    doc.table(
-        format_columns(
-            points,
-            {
-                "model": ("model", str),
-                ENV_COLUMN: ("env", str) if ctx.many_envs else None,
-                "img_size": ("image (px)", lambda v: fmt(v, 0)),
-                "patch_size": ("patch", lambda v: fmt(v, 0)),
-                "seq_len": ("sequence length", lambda v: fmt(v, 0)),
-                "batch_size": ("batch", lambda v: fmt(v, 0)),
-                "tokens": ("tokens", lambda v: fmt(v, 0)),
-                "macs": ("GMACs", lambda v: fmt_sig(v / 1e9)),
-                "latency_median_ms": ("latency (ms)", fmt_sig),
-                "latency_cv": ("latency CV", fmt_pct),
-                "memory_peak_bytes": ("peak memory (MiB)", lambda v: fmt_sig(v / 2**20)),
-                "memory_peak_over_baseline_bytes": (
-                    "over weights and inputs (MiB)",
-                    lambda v: fmt_sig(v / 2**20),
-                ),
-            },
-        )
-    )
-    if not fits.empty:
-        add_fit_table(ctx, fits)
+    doc.table(format_columns(points, _point_columns(ctx, _any_flagged(points))))
+    if not stored.empty:
+        add_fit_table(ctx, stored)
 
 
-def add_fit_table(ctx: Context, fits: pd.DataFrame) -> None:
+def _any_flagged(points: pd.DataFrame) -> bool:
+    return "latency_noisy" in points and bool(points["latency_noisy"].fillna(False).any())
+
+
+def _point_columns(ctx: Context, flagged: bool) -> dict:
+    """The points table's columns; ``noisy timing`` only when some point is flagged."""
+    return {
+        "model": ("model", str),
+        ENV_COLUMN: ("env", str) if ctx.many_envs else None,
+        "img_size": ("image (px)", lambda v: fmt(v, 0)),
+        "patch_size": ("patch", lambda v: fmt(v, 0)),
+        "seq_len": ("sequence length", lambda v: fmt(v, 0)),
+        "batch_size": ("batch", lambda v: fmt(v, 0)),
+        "tokens": ("tokens", lambda v: fmt(v, 0)),
+        "macs": ("GMACs", lambda v: fmt_sig(v / 1e9)),
+        "latency_median_ms": ("latency (ms)", fmt_sig),
+        "latency_cv": ("latency CV", fmt_pct),
+        "latency_noisy": ("noisy timing", lambda v: "yes" if v else "no") if flagged else None,
+        "memory_peak_bytes": ("peak memory (MiB)", lambda v: fmt_sig(v / 2**20)),
+        "memory_peak_over_baseline_bytes": (
+            "over weights and inputs (MiB)",
+            lambda v: fmt_sig(v / 2**20),
+        ),
+    }
+
+
+def add_fit_table(ctx: Context, stored: pd.DataFrame) -> None:
+    """The stored fits: exponent with its interval, R² or "exact line", points, rating."""
     doc = ctx.doc
-    doc.paragraph("Fitted exponents (cost ~ tokens^exponent):")
+    doc.paragraph(
+        "Fitted exponents (cost ~ tokens^exponent), with the 95% confidence interval of the "
+        "exponent (t distribution on the log-log least squares), R² or, for two points, "
+        "'exact line', the points used and the rating:"
+    )
     columns = {
         "model": ("model", str),
         ENV_COLUMN: ("env", str) if ctx.many_envs else None,
         "batch_size": ("batch", lambda v: fmt(v, 0)),
         "metric": ("metric", str),
         "exponent": ("exponent", lambda v: fmt(v, 3)),
+        "interval": ("95% interval", str),
         "exponent_high": ("exponent, upper half of sizes", lambda v: fmt(v, 3)),
-        "r2": ("R² (log-log)", lambda v: fmt(v, 4)),
+        "r2": ("R² (log-log)", str),
         "n_points": ("points", lambda v: fmt(v, 0)),
         "x_min": ("tokens from", lambda v: fmt(v, 0)),
         "x_max": ("tokens to", lambda v: fmt(v, 0)),
+        "quality": ("fit", str),
+        "excluded_points": ("left out", lambda v: fmt(v, 0)),
     }
-    doc.table(format_columns(fits, columns))
+    doc.table(format_columns(fits.cells(stored), columns))
+    notes = fits.remarks(stored, lambda f: _fit_name(ctx, f))
+    if notes:
+        doc.paragraph("Fits not drawn as laws, and points left out of fits:")
+        doc.paragraph("\n".join(f"- {n}" for n in notes))
+
+
+def _fit_name(ctx: Context, fit: fits.Fit) -> str:
+    """A fit named as its plot's legend and panel name it."""
+    metric = COST_METRICS.get(fit["metric"], (fit["metric"],))[0]
+    label = _label(ctx, fit["model"], fit.get(ENV_COLUMN, ""), f"b{int(fit['batch_size'])}")
+    return f"{label}, {metric}"
 
 
 def add_batch_scaling(ctx: Context, profile: pd.DataFrame) -> None:
