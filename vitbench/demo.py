@@ -142,7 +142,8 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     timed = ProfileOptions(batch_sizes=tuple(config.batch_sizes), **timing)
     sweep = ProfileOptions(img_sizes=tuple(config.sweep_img_sizes), **timing)
     n_bench, n_sizes = len(config.benchmark_models), len(config.sweep_img_sizes)
-    # estimates: seconds per unit, measured on the shared 2-core CPU with one thread (ViT-S)
+    # estimates: seconds per unit (per timing round), measured on the shared 2-core CPU with one
+    # thread (ViT-S)
     return [
         Step(
             f"count params and MACs of the benchmark table ({n_bench} models)",
@@ -151,12 +152,12 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
         ),
         Step(
             f"time {config.small_vit} at batch sizes {', '.join(map(str, config.batch_sizes))}",
-            3.0 + 5.0 * len(config.batch_sizes),
+            3.0 + 5.0 * len(config.batch_sizes) * timed.rounds,
             lambda note: profile_into([config.small_vit], timed, store, note),
         ),
         Step(
             f"sweep {config.small_vit} over {n_sizes} image sizes",
-            2.0 + 1.0 * n_sizes,
+            2.0 + 1.7 * n_sizes * sweep.rounds,
             lambda note: profile_into([config.small_vit], sweep, store, note),
         ),
         Step(

@@ -137,24 +137,30 @@ def _print(
         if rec.get("status") == "oom":
             warn(f"{rec['model']} batch {rec['batch_size']}: out of memory")
     _print_breakdowns(records)
-    if fits:
-        emit(
-            fits,
-            OutputFormat.table,
-            columns=["model", "batch_size", "metric", "n_points", "exponent"]
-            + ["exponent_ci95_low", "exponent_ci95_high", "r2", "quality", "excluded_points"],
-            title="power-law fits against tokens (cost ~ tokens^exponent)",
-            headers={
-                "batch_size": "batch",
-                "n_points": "points",
-                "exponent_ci95_low": "95% low",
-                "exponent_ci95_high": "95% high",
-                "excluded_points": "left out",
-            },
-        )
-        for fit in fits:
-            if fit.get("note"):
-                warn(f"{fit['model']} batch {fit['batch_size']} {fit['metric']}: {fit['note']}")
+    _print_fits(fits)
+
+
+def _print_fits(fits: Sequence[dict[str, Any]]) -> None:
+    """The power-law fits with their intervals and verdicts; a line for each note."""
+    if not fits:
+        return
+    emit(
+        fits,
+        OutputFormat.table,
+        columns=["model", "batch_size", "metric", "n_points", "exponent"]
+        + ["exponent_ci95_low", "exponent_ci95_high", "r2", "quality", "excluded_points"],
+        title="power-law fits against tokens (cost ~ tokens^exponent)",
+        headers={
+            "batch_size": "batch",
+            "n_points": "points",
+            "exponent_ci95_low": "95% low",
+            "exponent_ci95_high": "95% high",
+            "excluded_points": "left out",
+        },
+    )
+    for fit in fits:  # an exact line through two points says so in its column, not here
+        if fit.get("note") and (fit.get("quality") != "exact" or fit.get("excluded_points")):
+            warn(f"{fit['model']} batch {fit['batch_size']} {fit['metric']}: {fit['note']}")
 
 
 def _noise(rec: dict[str, Any]) -> str:
