@@ -15,7 +15,7 @@ from vitbench.reference import BENCHMARK_TABLE, published_for
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn
 
 
-def _vit_spec(s: ViTShape) -> ModelSpec:
+def vit_spec(s: ViTShape) -> ModelSpec:
     return ModelSpec(
         "vit_base_patch16_224",
         img_size=s.img_size,
@@ -38,7 +38,7 @@ def _vit_spec(s: ViTShape) -> ModelSpec:
     ],
 )
 def test_counter_equals_closed_form(shape: ViTShape) -> None:
-    cost = count_model(_vit_spec(shape))
+    cost = count_model(vit_spec(shape))
     assert cost.tokens == shape.tokens
     assert cost.params == vit_params(shape)
     assert cost.macs == vit_macs(shape)
@@ -116,13 +116,16 @@ def _hw(spec: ModelSpec) -> tuple[int, int]:
 
 @pytest.mark.parametrize("spec", SMALL, ids=lambda s: s.name)
 def test_count_same_fused_or_not_and_on_meta(spec: ModelSpec) -> None:
-    """Fused attention kernels (CPU flash, CUDA flash/efficient) count as explicit matmuls do."""
+    """Fused attention kernels (CPU flash, CUDA flash/efficient) count as explicit matmuls do,
+    forward and in a training step's backward."""
     devices = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
     counts = []
     for device, fused in itertools.product(devices, (True, False)):
         model = create_model(spec, device=device)
         set_fused_attn(model, fused)
-        counts.append(count_model(spec, model=model, device=device).macs)
+        cost = count_model(spec, model=model, device=device, train=True)
+        counts.append((cost.macs, cost.train_macs))
+        assert cost.train.backward.uncounted == {}
     assert len(set(counts)) == 1, counts
 
 

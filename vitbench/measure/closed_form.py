@@ -1,8 +1,9 @@
-"""Closed-form parameter and MAC counts of a plain ViT, term by term.
+"""Closed-form parameter and MAC counts of a plain ViT, term by term, forward and backward.
 
 An independent truth for the operator-level counter: written from the architecture (Dosovitskiy
 et al. 2021) rather than from a forward pass. MACs follow the counter's convention: one
-multiply-add = 1, layer norms 5 operations per element (fvcore's rule), everything else free.
+multiply-add = 1, layer norms 5 operations per element (fvcore's rule), everything else free;
+in backward a layer norm's input gradient 5 per element and its weight gradient 1.
 """
 
 from __future__ import annotations
@@ -52,6 +53,34 @@ def vit_macs_terms(s: ViTShape) -> dict[str, int]:
 
 def vit_macs(s: ViTShape) -> int:
     return sum(vit_macs_terms(s).values())
+
+
+def vit_backward_terms(s: ViTShape) -> dict[str, tuple[int, int]]:
+    """(input-gradient, weight-gradient) MACs of one image's backward pass, per term.
+
+    A product Y = X W (X: n x k, W: k x m) has dX = dY W^T and dW = X^T dY, n x k x m MACs each.
+    Attention's two products have no weights: the pair is the gradients of both factors.
+    """
+    n, d, h, depth, classes = s.tokens, s.embed_dim, s.hidden, s.depth, s.num_classes
+    norms = (2 * depth + 1) * n * d
+    return {
+        # the image needs no gradient: the patch embedding computes only its weight gradient
+        "patch_embed": (0, s.num_patches * s.in_chans * s.patch_size**2 * d),
+        "qkv": (depth * n * 3 * d * d, depth * d * n * 3 * d),
+        "attn_scores": (depth * n * n * d, depth * n * n * d),  # dQ = dS K, dK = dS^T Q
+        "attn_values": (depth * n * n * d, depth * n * n * d),  # dP = dO V^T, dV = P^T dO
+        "attn_proj": (depth * n * d * d, depth * d * n * d),
+        "mlp": (depth * 2 * n * h * d, depth * 2 * d * n * h),  # fc2 then fc1
+        # input gradient as the forward (5 per element), gamma's gradient 1, beta's a sum
+        "layer_norms": (norms * 5, norms * 1),
+        "head": (classes * d, d * classes),  # on the one class token
+    }
+
+
+def vit_train_macs(s: ViTShape) -> int:
+    """MACs of one image's training step: forward plus backward (no optimizer step)."""
+    backward = sum(i + w for i, w in vit_backward_terms(s).values())
+    return vit_macs(s) + backward
 
 
 def vit_params(s: ViTShape) -> int:

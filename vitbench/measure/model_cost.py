@@ -1,4 +1,5 @@
-"""Static cost of a model spec: parameters, tokens and MACs, counted without weights in memory.
+"""Static cost of a model spec: parameters, tokens, and the MACs of a forward pass and of a
+training step, counted without weights in memory.
 
 The model is built on the meta device (tensors with shapes and no storage), so counting a
 ViT-22B-shaped model needs neither its 88 GB of weights nor time to initialise them.
@@ -6,12 +7,13 @@ ViT-22B-shaped model needs neither its 88 GB of weights nor time to initialise t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from vitbench.measure.flops import MacCount, count_macs
+from vitbench.measure.flops import MacCount, TrainMacCount, count_macs, count_train_macs
 from vitbench.measure.params import count_params
 from vitbench.zoo import ModelSpec, create_model, default_input_size
 
@@ -26,6 +28,8 @@ class ModelCost:
     activations: int | None = None
     uncounted: dict[str, int] = field(default_factory=dict)
     count: MacCount | None = None
+    train_macs: int | None = None  # per sample: forward and backward of one training step
+    train: TrainMacCount | None = None  # that step, whole batch, by pass and operator
 
 
 def example_inputs(
@@ -63,14 +67,17 @@ def count_model(
     *,
     batch_size: int = 1,
     macs: bool = True,
+    train: bool = False,
     device: str | torch.device = "meta",
     model: nn.Module | None = None,
 ) -> ModelCost:
     """Parameters, tokens and (optionally) MACs of ``spec`` for one forward pass at ``batch_size``.
 
-    ``device="meta"`` (the default) needs no memory for weights; ``"cpu"`` or ``"cuda"`` count
-    the same operators on real tensors (the count must not depend on it). Pass ``model`` to
-    count an already-built model instead of building one from the spec.
+    ``train`` also counts one training step (forward, the training step's loss, backward; no
+    optimizer step) in train mode, as ``train_macs`` per sample. ``device="meta"`` (the
+    default) needs no memory for weights; ``"cpu"`` or ``"cuda"`` count the same operators on
+    real tensors (the count must not depend on it). Pass ``model`` to count an already-built
+    model instead of building one from the spec (gradient checkpointing set on it counts).
     """
     if model is None:
         model = create_model(spec, device=device)
@@ -84,27 +91,55 @@ def count_model(
 
     hook = block.register_forward_pre_hook(grab) if block is not None else None
     try:
-        if macs:
-            count = count_macs(model, inputs)
-        else:
+        count = count_macs(model, inputs) if macs else None
+        step = _count_train_step(model, inputs) if train else None
+        if not (macs or train):
             with torch.no_grad():
                 model(*inputs)
-            count = None
     finally:
         if hook is not None:
             hook.remove()
-    tokens = seen.get("tokens")
-    if tokens is None and hasattr(model, "patch_embed"):
-        tokens = getattr(model.patch_embed, "num_patches", None)
-        if tokens is not None:
-            tokens += getattr(model, "num_prefix_tokens", 0)
     return ModelCost(
         params=params,
         params_trainable=trainable,
-        tokens=tokens,
+        tokens=seen.get("tokens") or _tokens_from_attributes(model),
         input_size=tuple(inputs[0].shape[1:]),
         macs=count.macs if count else None,
         activations=count.activations if count else None,
         uncounted=count.uncounted if count else {},
         count=count,
+        train_macs=step.macs // batch_size if step else None,
+        train=step,
     )
+
+
+def _tokens_from_attributes(model: nn.Module) -> int | None:
+    """Patches plus prefix tokens, as timm's attributes say, when no block was seen."""
+    tokens = getattr(getattr(model, "patch_embed", None), "num_patches", None)
+    if tokens is None:
+        return None
+    return tokens + getattr(model, "num_prefix_tokens", 0)
+
+
+def _count_train_step(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> TrainMacCount:
+    """One training step counted in train mode; the model's mode is restored after."""
+    was_training = model.training
+    try:
+        return count_train_macs(model.train(), inputs, _step_loss(model))
+    finally:
+        model.train(was_training)
+
+
+def _step_loss(model: nn.Module) -> Callable[[object], torch.Tensor]:
+    """The timed training step's loss (train_step): cross-entropy for logits, else mean square."""
+    # imported here: train_step imports this module
+    from vitbench.measure.train_step import is_logits, step_loss
+
+    def loss(output: object) -> torch.Tensor:
+        labels = None
+        if isinstance(output, torch.Tensor) and is_logits(model, output):
+            # (B,) labels; their values do not change the count, so no random draw is spent
+            labels = torch.zeros(output.shape[0], dtype=torch.long, device=output.device)
+        return step_loss(output, labels)
+
+    return loss
