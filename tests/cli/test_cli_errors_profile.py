@@ -38,6 +38,18 @@ CASES = [
     ([VIT, *COUNT[:2], "--img-size", "7", "--out", "STORE"], "smallest img_size is 16"),
     ([VIT, *COUNT, "--device", "tpu"], "unknown device 'tpu'; choose from cpu, cuda"),
     ([VIT, *COUNT, "--model-kwargs", "depth=abc"], "model kwarg depth wants int, got 'abc'"),
+    ([VIT, *COUNT, "--mode", "trian"], "unknown mode(s) trian; choose from infer, train"),
+    ([VIT, *COUNT, "--mode", "train", "--optimizer", "lion"], "optimizer must be one of adamw"),
+    ([VIT, *COUNT, "--grad-checkpointing"], "grad_checkpointing applies to a training step"),
+    (
+        ["scratch_vit_tiny_patch16_224", *COUNT, "--mode", "train", "--grad-checkpointing"],
+        "scratch_vit_tiny_patch16_224 has no gradient checkpointing switch",
+    ),
+    (
+        [VIT, "--metrics", "params,latency", "--mode", "train", "--device", "cpu"]
+        + ["--precision", "fp16", "--out", "STORE"],
+        "fp16 autocast is a CUDA setting",
+    ),
 ]
 MODELS_CASES = [
     (["models", "--limit", "-5"], "limit must be a positive number"),

@@ -9,9 +9,14 @@ from torch import nn
 from vitbench.measure.memory import (
     CPU_METHOD,
     CUDA_METHOD,
+    MemoryStats,
+    SavedTensors,
+    TrainMemoryStats,
     live_tensor_bytes,
     measure_peak_memory,
+    optimizer_state_tensors,
     peak_of_deltas,
+    storage_bytes,
 )
 
 MiB = 2**20
@@ -87,6 +92,54 @@ def test_record_fields():
         "memory_method",
     }
     assert rec["memory_peak_over_baseline_bytes"] == 4096
+
+
+def test_storage_bytes_counts_views_once():
+    base = torch.empty(1024)  # 4096 bytes
+    other = torch.empty(10, dtype=torch.float64)  # 80 bytes
+    assert storage_bytes([base, base[:10], base.view(32, 32), base.view(32, 32).t()]) == 4096
+    assert storage_bytes([base, other, other[1:]]) == 4096 + 80
+    assert storage_bytes([]) == 0
+
+
+def test_saved_tensors_counts_each_storage_once_and_leaves_out_exclusions():
+    x = torch.randn(4, 8, requires_grad=True)  # 128 bytes
+    w = torch.randn(8, 8, requires_grad=True)  # 256 bytes
+    saved = SavedTensors()
+    with saved.record():
+        # x * x saves x twice (one storage); exp saves its (4, 8) output; x @ w saves x and w
+        (x * x).exp().sum() + (x @ w).sum()
+    assert saved.nbytes() == 128 + 128 + 256
+    left_out = SavedTensors(exclude=[w])
+    with left_out.record():
+        (x @ w).sum()
+    assert left_out.nbytes() == 128
+
+
+def test_optimizer_state_tensors_after_one_step():
+    p = torch.nn.Parameter(torch.zeros(3, 5))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    assert list(optimizer_state_tensors(opt)) == []  # no state before the first step
+    p.grad = torch.ones_like(p)
+    opt.step()
+    assert storage_bytes(optimizer_state_tensors(opt)) == 3 * 5 * 4  # the momentum buffer
+
+
+def test_train_record_fields():
+    peak = MemoryStats(peak_bytes=10, reserved_bytes=None, baseline_bytes=4, method=CPU_METHOD)
+    rec = TrainMemoryStats(peak, weights_bytes=1, grads_bytes=2, optimizer_bytes=3, saved_bytes=5)
+    assert rec.as_record() == {
+        "train_memory_peak_bytes": 10,
+        "train_memory_baseline_bytes": 4,
+        "train_memory_reserved_bytes": None,
+        "train_memory_weights_bytes": 1,
+        "train_memory_grads_bytes": 2,
+        "train_memory_optimizer_bytes": 3,
+        "train_memory_saved_bytes": 5,
+        "train_memory_method": CPU_METHOD,
+        "train_memory_parts_method": "tensor sizes",
+        "train_memory_saved_method": "saved-tensor hooks",
+    }
 
 
 def test_unsupported_device():

@@ -45,10 +45,10 @@ def oom_above_two(monkeypatch):
     """Pretend the device holds at most two images: bigger batches raise out-of-memory."""
     real = point_mod.example_inputs
 
-    def inputs(model, spec, batch_size, device):
+    def inputs(model, spec, batch_size, device, **kwargs):
         if batch_size > 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
-        return real(model, spec, batch_size, device)
+        return real(model, spec, batch_size, device, **kwargs)
 
     monkeypatch.setattr(point_mod, "example_inputs", inputs)
 
@@ -155,3 +155,39 @@ def test_meta_device_counts_but_never_times() -> None:
     opts = ProfileOptions(metrics=frozenset({"params", "flops"}), device="meta", **QUICK)
     (row,) = profile(["vit_tiny_patch16_224"], opts).records
     assert row["macs"] > 0 and "latency_median_ms" not in row and row["device_type"] == "meta"
+
+
+def test_a_training_step_is_profiled_beside_inference() -> None:
+    """Train rows: the step's MACs from the closed form, weights and gradients from the
+    parameter count, AdamW's two moments, and their own fits."""
+    from vitbench.measure.closed_form import vit_params, vit_train_macs
+
+    opts = ProfileOptions(
+        metrics=frozenset({"params", "flops", "latency", "memory"}),
+        modes=("infer", "train"),
+        img_sizes=(32, 48, 64),
+        model_kwargs=TINY,
+        budget_s=0.1,
+        warmup=0,
+        min_runs=2,
+        threads=1,
+        rounds=1,
+    )
+    run = profile(["vit_tiny_patch16_224"], opts)
+    train = [r for r in run.records if r["mode"] == "train"]
+    assert [r["mode"] for r in run.records].count("infer") == 3 and len(train) == 3
+    for r in train:
+        shape = ViTShape(img_size=r["img_size"], **TINY)
+        assert r["train_macs"] == vit_train_macs(shape) and r["train_recompute_macs"] == 0
+        weights = 4 * vit_params(shape)  # fp32
+        assert r["train_memory_weights_bytes"] == weights
+        # storages are counted: the position embedding's gradient may be a view of a buffer
+        # as large as the token sequence, so at most one (tokens, dim) fp32 tensor more
+        extra = r["train_memory_grads_bytes"] - weights
+        assert 0 <= extra <= 4 * r["tokens"] * TINY["embed_dim"]
+        assert r["train_memory_optimizer_bytes"] >= 2 * weights  # AdamW: two moments each
+        assert r["train_memory_peak_bytes"] >= weights + 2 * weights
+        assert r["optimizer"] == "adamw" and r["latency_median_ms"] > 0
+    fits = {(f["mode"], f["metric"]) for f in run.fits}
+    assert {("train", "train_macs"), ("train", "train_memory_saved_bytes")} <= fits
+    assert ("infer", "macs") in fits and ("train", "macs") not in fits

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from vitbench.measure import point as point_mod
 from vitbench.measure import sweep as sweep_mod
 from vitbench.measure.options import ProfileOptions
 from vitbench.measure.profile import profile
@@ -74,7 +75,7 @@ def synthetic_timing(monkeypatch):
         centre = 2e-3 if (batch, calls[batch]) == (2, 2) else 1e-3
         return summarize(_round(rng, centre), 0.0, noise_cv=opts.noise_cv)
 
-    real_forward = sweep_mod.forward_pass
+    real_forward = point_mod.forward_pass
 
     def tagged_forward(model, spec, batch_size, opts):
         forward = real_forward(model, spec, batch_size, opts)
@@ -82,9 +83,8 @@ def synthetic_timing(monkeypatch):
         return forward
 
     monkeypatch.setattr(sweep_mod, "time_round", fake_round)
-    monkeypatch.setattr(sweep_mod, "forward_pass", tagged_forward)
-    monkeypatch.setattr("vitbench.measure.point.time_round", fake_round)
-    monkeypatch.setattr("vitbench.measure.point.forward_pass", tagged_forward)
+    monkeypatch.setattr(point_mod, "time_round", fake_round)
+    monkeypatch.setattr(point_mod, "forward_pass", tagged_forward)
     return calls
 
 
@@ -121,7 +121,7 @@ def test_load_during_one_point_flags_that_point() -> None:
             proc.kill()
             proc.wait()
         burners.clear()
-        if text.endswith("timing batch 2"):
+        if text.endswith("infer batch 2"):
             burners.extend(subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(4))
 
     opts = ProfileOptions(

@@ -72,6 +72,38 @@ def profile_cmd(
         warn(line)
 
 
+HEADERS = {
+    "img_size": "img",
+    "batch_size": "batch",
+    "params": "params (M)",
+    "macs": "GMACs",
+    "train_macs": "train GMACs",
+    "published_gmacs": "timm GMACs",
+    "diff": "diff",
+    "latency_median_ms": "median ms",
+    "latency_iqr_ms": "IQR ms",
+    "latency_p99_ms": "p99 ms",
+    "latency_cv": "CV",
+    "throughput_sps": "samples/s",
+    "mfu": "MFU",
+    "memory_peak_bytes": "peak MiB",
+    "train_memory_peak_bytes": "train peak MiB",
+}
+FORMATS = {
+    "params": _m,
+    "macs": _g,
+    "train_macs": _g,
+    "diff": _pct,
+    "memory_peak_bytes": _mib,
+    "train_memory_peak_bytes": _mib,
+    "mfu": _pct,
+    "latency_cv": _pct,
+    "latency_median_ms": _ms,
+    "latency_iqr_ms": _ms,
+    "latency_p99_ms": _ms,
+}
+
+
 def _print(
     records: Sequence[dict[str, Any]],
     fits: Sequence[dict[str, Any]],
@@ -79,11 +111,30 @@ def _print(
     opts: ProfileOptions,
 ) -> None:
     """The rows (a table with published MACs beside ours, or CSV/JSON), warnings and fits."""
-    from vitbench.reference import published_for
-
     if fmt is not OutputFormat.table:
         emit(records, fmt)
         return
+    rows = _with_published(records)
+    cols = _columns(rows, opts)
+    emit(rows, fmt, columns=cols, title="vitbench profile", formatters=FORMATS, headers=HEADERS)
+    for rec in records:
+        where = f"{rec['model']} batch {rec['batch_size']}"
+        if rec.get("mode") == "train":
+            where += " (train)"
+        if rec.get("uncounted_ops"):
+            warn(f"{rec['model']}: operators not counted: {rec['uncounted_ops']}")
+        if rec.get("latency_noisy"):
+            warn(f"{where}: {_noise(rec)}")
+        if rec.get("status") == "oom":
+            warn(f"{where}: out of memory")
+    _print_breakdowns(records)
+    _print_fits(fits)
+
+
+def _with_published(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with timm's published GMACs and our difference beside them, where known."""
+    from vitbench.reference import published_for
+
     rows = []
     for rec in records:
         pub = published_for(rec["model"], rec.get("img_size"))
@@ -92,52 +143,28 @@ def _print(
             row["published_gmacs"] = pub["gmacs"]
             row["diff"] = rec["macs"] / 1e9 / pub["gmacs"] - 1
         rows.append(row)
+    return rows
+
+
+def _columns(rows: Sequence[dict[str, Any]], opts: ProfileOptions) -> list[str]:
+    """The table's columns for what was measured."""
+    train = "train" in opts.modes
     cols = ["model", "img_size", "batch_size", "tokens", "params"]
-    fmts = {
-        "params": _m,
-        "macs": _g,
-        "diff": _pct,
-        "memory_peak_bytes": _mib,
-        "mfu": _pct,
-        "latency_cv": _pct,
-    }
+    if len(opts.modes) > 1 or train:
+        cols.insert(1, "mode")
     if "flops" in opts.metrics:
-        cols += ["macs"]
+        cols += ["macs", "train_macs"] if train else ["macs"]
         if any("published_gmacs" in r for r in rows):
             cols += ["published_gmacs", "diff"]
     if "latency" in opts.metrics:
         cols += ["latency_median_ms", "latency_iqr_ms", "latency_p99_ms", "latency_cv"]
         cols += ["throughput_sps", "mfu"]
-        fmts.update(latency_median_ms=_ms, latency_iqr_ms=_ms, latency_p99_ms=_ms)
     if "memory" in opts.metrics:
-        cols += ["memory_peak_bytes"]
+        cols += ["memory_peak_bytes"] if "infer" in opts.modes else []
+        cols += ["train_memory_peak_bytes"] if train else []
     if any(r.get("status") == "oom" for r in rows):
         cols += ["status"]
-    headers = {
-        "img_size": "img",
-        "batch_size": "batch",
-        "params": "params (M)",
-        "macs": "GMACs",
-        "published_gmacs": "timm GMACs",
-        "diff": "diff",
-        "latency_median_ms": "median ms",
-        "latency_iqr_ms": "IQR ms",
-        "latency_p99_ms": "p99 ms",
-        "latency_cv": "CV",
-        "throughput_sps": "samples/s",
-        "mfu": "MFU",
-        "memory_peak_bytes": "peak MiB",
-    }
-    emit(rows, fmt, columns=cols, title="vitbench profile", formatters=fmts, headers=headers)
-    for rec in records:
-        if rec.get("uncounted_ops"):
-            warn(f"{rec['model']}: operators not counted: {rec['uncounted_ops']}")
-        if rec.get("latency_noisy"):
-            warn(f"{rec['model']} batch {rec['batch_size']}: {_noise(rec)}")
-        if rec.get("status") == "oom":
-            warn(f"{rec['model']} batch {rec['batch_size']}: out of memory")
-    _print_breakdowns(records)
-    _print_fits(fits)
+    return cols
 
 
 def _print_fits(fits: Sequence[dict[str, Any]]) -> None:
@@ -147,7 +174,7 @@ def _print_fits(fits: Sequence[dict[str, Any]]) -> None:
     emit(
         fits,
         OutputFormat.table,
-        columns=["model", "batch_size", "metric", "n_points", "exponent"]
+        columns=["model", "mode", "batch_size", "metric", "n_points", "exponent"]
         + ["exponent_ci95_low", "exponent_ci95_high", "r2", "quality", "excluded_points"],
         title="power-law fits against tokens (cost ~ tokens^exponent)",
         headers={

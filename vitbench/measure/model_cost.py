@@ -33,13 +33,23 @@ class ModelCost:
 
 
 def example_inputs(
-    model: nn.Module, spec: ModelSpec, batch_size: int, device: str | torch.device
+    model: nn.Module,
+    spec: ModelSpec,
+    batch_size: int,
+    device: str | torch.device,
+    *,
+    channels_last: bool = False,
 ) -> tuple[torch.Tensor, ...]:
-    """Inputs for one forward pass: the model's own ``example_inputs`` or a random image batch."""
+    """Inputs for one forward pass: the model's own ``example_inputs`` or a random image batch
+    (in channels-last memory format when asked: images only)."""
     if hasattr(model, "example_inputs"):
-        return tuple(model.example_inputs(batch_size, device=device))
-    c, h, w = default_input_size(model, spec)
-    return (torch.randn(batch_size, c, h, w, device=device),)
+        inputs = tuple(model.example_inputs(batch_size, device=device))
+    else:
+        c, h, w = default_input_size(model, spec)
+        inputs = (torch.randn(batch_size, c, h, w, device=device),)
+    if channels_last and inputs[0].dim() == 4:
+        inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+    return inputs
 
 
 def _first_block(model: nn.Module) -> nn.Module | None:

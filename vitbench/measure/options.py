@@ -12,12 +12,17 @@ from typing import Any
 
 from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
-from vitbench.options import at_least, int_list, option, parse_kwargs
+from vitbench.options import at_least, int_list, one_of, option, parse_kwargs
 from vitbench.precision import check_precision
 
 METRICS = ("params", "flops", "latency", "memory")
 #: what else a metric may be called: throughput and MFU come with the latency
 METRIC_ALIASES = {"throughput": "latency", "mfu": "latency", "macs": "flops"}
+#: what a point measures: an inference forward, or a training step (forward, loss, backward,
+#: optimizer step)
+MODES = ("infer", "train")
+#: the optimizer of a training step
+OPTIMIZERS = ("adamw", "sgd")
 #: device types a profile runs on (an index may follow: cuda:1); meta counts without weights
 DEVICES = ("cpu", "cuda", "mps", "xpu", "meta")
 
@@ -26,6 +31,11 @@ def parse_metrics(text: str) -> frozenset[str]:
     """``'latency,macs'`` -> the metrics named (aliases resolved), params always among them."""
     chosen = {METRIC_ALIASES.get(m.strip(), m.strip()) for m in text.split(",") if m.strip()}
     return frozenset(chosen | {"params"})
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    """``'train,infer'`` -> ``('train', 'infer')``, repeats dropped (checked by ``validate``)."""
+    return tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,18 @@ class ProfileOptions:
         help="What to measure: params,flops,latency,memory (params,flops never times anything).",
         parse=parse_metrics,
         text_default=",".join(METRICS),
+    )
+    modes: Sequence[str] = option(
+        ("infer",),
+        flags=("--mode",),
+        help="infer, train, or both as infer,train: an inference forward, or a training step "
+        "(forward, loss, backward, optimizer step).",
+        parse=parse_modes,
+        text_default="infer",
+    )
+    optimizer: str = option("adamw", help="The training step's optimizer: adamw or sgd.")
+    grad_checkpointing: bool = option(
+        False, help="Recompute activations in the training step's backward (timm models)."
     )
     batch_sizes: Sequence[int] = option(
         (1,),
@@ -125,11 +147,23 @@ class ProfileOptions:
                 f"unknown metric(s) {', '.join(sorted(bad))}; choose from {', '.join(METRICS)}"
             )
         check_precision(self.precision)
+        self._validate_modes()
         self._validate_sizes()
         self._validate_timing()
         self._validate_device()
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {self.checkpoint}")
+
+    def _validate_modes(self) -> None:
+        """Known modes and optimizer; training options only where a training step runs."""
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            raise VitbenchError(
+                f"unknown mode(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODES)}"
+            )
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        if self.grad_checkpointing and "train" not in self.modes:
+            raise VitbenchError("grad_checkpointing applies to a training step: add mode train")
 
     def _validate_sizes(self) -> None:
         """Sizes, channels, classes and threads: positive (classes may be 0: no head)."""
@@ -179,6 +213,11 @@ class ProfileOptions:
     def passes(self) -> int:
         """How many times the sweep goes over its shapes: once per timing round."""
         return self.rounds if "latency" in self.metrics else 1
+
+    @property
+    def points_per_shape(self) -> int:
+        """Points of one shape before out-of-memory back-off: modes x batch sizes."""
+        return len(self.modes) * len(self.batch_sizes)
 
     @property
     def n_shapes(self) -> int:

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from vitbench.environment import device_name
-from vitbench.measure.memory import measure_peak_memory
-from vitbench.measure.model_cost import example_inputs
+from vitbench.measure.memory import measure_peak_memory, measure_train_memory
+from vitbench.measure.model_cost import ModelCost, example_inputs
 from vitbench.measure.options import ProfileOptions
 from vitbench.measure.rounds import RoundStats
 from vitbench.measure.timing import TimingStats, time_callable
+from vitbench.measure.train_step import build_train_step
 from vitbench.measure.utilization import (
     achieved_tflops,
     lookup_peak_tflops,
@@ -23,6 +24,12 @@ from vitbench.measure.utilization import (
 )
 from vitbench.precision import autocast
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn
+
+#: how a training step's MACs are counted (see docs/methodology/flops.md)
+TRAIN_CONVENTION = (
+    "forward as macs; backward: each product's input and weight gradient 1x each, norms' input "
+    "gradient as forward + weight gradient 1/elem; optimizer step excluded"
+)
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -60,9 +67,7 @@ def forward_pass(
 ) -> Callable[[], object]:
     """A call of one inference forward at ``batch_size``, inputs made once."""
     device = torch.device(opts.device)
-    inputs = example_inputs(model, spec, batch_size, device)
-    if opts.channels_last and inputs[0].dim() == 4:
-        inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+    inputs = example_inputs(model, spec, batch_size, device, channels_last=opts.channels_last)
 
     def forward() -> object:
         with torch.inference_mode(), autocast(device.type, opts.precision):
@@ -85,17 +90,68 @@ def time_round(forward: Callable[[], object], opts: ProfileOptions) -> TimingSta
     )
 
 
+def mode_fields(mode: str, opts: ProfileOptions, cost: ModelCost) -> dict[str, Any]:
+    """What a row of ``mode`` says about how it ran, and the training step's MACs per sample."""
+    if mode == "infer":
+        return {"mode": mode}
+    rec: dict[str, Any] = {
+        "mode": mode,
+        "optimizer": opts.optimizer,
+        "grad_checkpointing": opts.grad_checkpointing,
+    }
+    if cost.train is not None:
+        rec.update(
+            train_macs=cost.train_macs,
+            train_recompute_macs=cost.train.recompute,  # counted at batch 1: per sample
+            train_flop_convention=TRAIN_CONVENTION,
+            train_uncounted_ops=";".join(
+                f"{k}x{v}" for k, v in sorted(cost.train.uncounted.items())
+            )
+            or None,
+        )
+    return rec
+
+
+def model_macs(mode: str, cost: ModelCost) -> int | None:
+    """MACs per sample that utilization divides by: the forward's, or the training step's
+    without the recompute of gradient checkpointing (model FLOPs, not hardware FLOPs)."""
+    if mode == "infer" or cost.train is None:
+        return cost.macs if mode == "infer" else None
+    return cost.train_macs - cost.train.recompute  # counted at batch 1
+
+
+def timed_call(
+    model: nn.Module, spec: ModelSpec, row: dict[str, Any], opts: ProfileOptions
+) -> Callable[[], object]:
+    """What one point times: an inference forward, or one training step, at its batch size."""
+    if row["mode"] == "train":
+        return build_train_step(
+            model,
+            spec,
+            row["batch_size"],
+            device=opts.device,
+            optimizer=opts.optimizer,
+            precision=opts.precision,
+            channels_last=opts.channels_last,
+            grad_checkpointing=opts.grad_checkpointing,
+        )
+    if opts.grad_checkpointing:  # the inference forward runs as the model would in use
+        model.set_grad_checkpointing(False)
+    model.eval()
+    return forward_pass(model, spec, row["batch_size"], opts)
+
+
 def first_round(
-    model: nn.Module, spec: ModelSpec, batch_size: int, opts: ProfileOptions
+    model: nn.Module, spec: ModelSpec, batch_size: int, mode: str, opts: ProfileOptions
 ) -> tuple[dict[str, Any], TimingStats | None]:
-    """Memory and the first timing round at ``batch_size``; out-of-memory becomes the record."""
+    """Memory and the first timing round of a point; out-of-memory becomes the record."""
     device = torch.device(opts.device)
     rec: dict[str, Any] = {"batch_size": batch_size, "status": "ok"}
     try:
-        forward = forward_pass(model, spec, batch_size, opts)
-        stats = time_round(forward, opts) if "latency" in opts.metrics else None
+        call = timed_call(model, spec, {"mode": mode, "batch_size": batch_size}, opts)
+        stats = time_round(call, opts) if "latency" in opts.metrics else None
         if "memory" in opts.metrics:
-            rec.update(measure_peak_memory(forward, device=device).as_record())
+            rec.update(_memory(call, mode, device))
         return rec, stats
     except Exception as exc:
         if not is_oom(exc):
@@ -103,6 +159,13 @@ def first_round(
         free_memory(device)
         rec.update(status="oom", error=str(exc).strip().splitlines()[0][:200])
         return rec, None
+
+
+def _memory(call: Callable[[], object], mode: str, device: torch.device) -> dict[str, Any]:
+    """The peak of one forward, or the training step's peak split into its parts."""
+    if mode == "train":
+        return measure_train_memory(call).as_record()  # type: ignore[arg-type]
+    return measure_peak_memory(call, device=device).as_record()
 
 
 def latency_fields(

@@ -30,6 +30,17 @@ from vitbench.zoo import ModelSpec, with_checkpoint_spec
 
 __all__ = ["METRICS", "ProfileOptions", "ProfileRun", "profile"]
 
+#: the costs fitted against tokens for each mode, per model and batch size
+FITTED = {
+    "infer": ("macs", "latency_median_ms", "memory_peak_over_baseline_bytes"),
+    "train": (
+        "train_macs",
+        "latency_median_ms",
+        "train_memory_peak_bytes",
+        "train_memory_saved_bytes",
+    ),
+}
+FIT_GROUPS = ("model", "batch_size", "mode")
 #: the stamped row of a point, right after it is stored
 OnRecord = Callable[[dict[str, Any]], None]
 
@@ -108,8 +119,19 @@ def profile(
     }
     sweep = Sweep(opts, how, PeakCache(opts, device), emit, on_step)
     _run(sweep, [spec for name in models for spec in sweep_specs(name, opts)])
-    fits = recorder.write("profile_fit", fit_scaling(records))
+    fits = recorder.write("profile_fit", _fits(records))
     return ProfileRun(recorder.run_id, records, fits, changes(sweep.readings))
+
+
+def _fits(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Power-law fits of each mode's costs against tokens."""
+    return [
+        fit
+        for mode, ys in FITTED.items()
+        for fit in fit_scaling(
+            [r for r in records if r.get("mode") == mode], ys=ys, group_by=FIT_GROUPS
+        )
+    ]
 
 
 def _run(sweep: Sweep, specs: list[ModelSpec]) -> None:

@@ -24,14 +24,17 @@ from vitbench.measure.point import (
     PeakCache,
     build_timed_model,
     first_round,
-    forward_pass,
     free_memory,
     is_oom,
     latency_fields,
+    mode_fields,
+    model_macs,
     time_round,
+    timed_call,
 )
 from vitbench.measure.rounds import EXTRA_ROUNDS, RoundStats, combine_rounds
 from vitbench.measure.timing import TimingStats
+from vitbench.measure.train_step import enable_grad_checkpointing
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn
 from vitbench.zoo.weights import check_fits, checkpoint_shapes
 
@@ -45,8 +48,8 @@ class _Point:
     """A timed point waiting for its rounds: its row so far and what was measured."""
 
     spec: ModelSpec
-    row: Row
-    macs: int | None  # per sample
+    row: Row  # with its mode and batch size
+    macs: int | None  # per sample: the forward's for inference, the step's for training
     rounds: list[TimingStats]
     readings: list[dict[str, float | None]]  # the machine, before and after each round
     extra: int = 0  # re-measures after the planned rounds
@@ -82,12 +85,19 @@ class Sweep:
         if opts.checkpoint is not None and not opts.timed:  # timed: create_model checks it
             check_fits(meta_model, checkpoint_shapes(opts.checkpoint), opts.checkpoint)
         fused = set_fused_attn(meta_model, opts.fused_attn)
-        cost = count_model(spec, model=meta_model, macs="flops" in opts.metrics)
+        if opts.grad_checkpointing:  # the recompute shows in the training count
+            enable_grad_checkpointing(meta_model, spec.name)
+        counted = "flops" in opts.metrics
+        cost = count_model(
+            spec, model=meta_model, macs=counted, train=counted and "train" in opts.modes
+        )
         del meta_model
         static = {**static_record(spec, cost, opts), **self.how, "fused_attn": fused}
         model = self.model_for(spec) if opts.timed else None
-        for batch_size in opts.batch_sizes:
-            self.batch(spec, model, cost, static, batch_size)
+        for mode in opts.modes:
+            fields = {**static, **mode_fields(mode, opts, cost)}
+            for batch_size in opts.batch_sizes:
+                self.batch(spec, model, cost, fields, batch_size)
         self.done += 1
 
     def batch(
@@ -101,12 +111,14 @@ class Sweep:
             if model is None:
                 self.emit(row)
                 return
-            self.step(f"{spec.name} {shape_label(spec)}: timing batch {b}")
+            mode = row["mode"]
+            self.step(f"{spec.name} {shape_label(spec)}: {mode} batch {b}")
             before = self.read()
-            rec, stats = first_round(model, spec, b, self.opts)
+            rec, stats = first_round(model, spec, b, mode, self.opts)
             row.update(rec)
+            macs = model_macs(mode, cost)
             if stats is not None:
-                self.add(_Point(spec, row, cost.macs, [stats], [before, self.read()]))
+                self.add(_Point(spec, row, macs, [stats], [before, self.read()]))
             else:
                 self.emit(row)
             if row["status"] != "oom" or not self.opts.oom_backoff or b == 1:
@@ -147,9 +159,9 @@ class Sweep:
     def time_again(self, model: nn.Module, point: _Point) -> bool:
         """One more round of ``point``; False when the device ran out of memory for it."""
         try:
-            forward = forward_pass(model, point.spec, point.row["batch_size"], self.opts)
+            call = timed_call(model, point.spec, point.row, self.opts)
             point.readings.append(self.read())
-            point.rounds.append(time_round(forward, self.opts))
+            point.rounds.append(time_round(call, self.opts))
             point.readings.append(self.read())
             return True
         except Exception as exc:
