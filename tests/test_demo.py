@@ -21,6 +21,10 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
     text = report.read_text()
     for section in ("Benchmark table", "Cost against the number", "Attention", "Training"):
         assert f"## {section}" in text
+    # the training-cost step: ViT-Ti's training memory over tokens, eager and fused attention
+    assert "## Training cost" in text and "figures/train_memory_vs_tokens.png" in text
+    train_fits = next(t for t in markdown_tables(text) if "attention" in t.columns)
+    assert set(train_fits["attention"]) == {"eager", "fused"}
     bench = next(t for t in markdown_tables(text) if "published GMACs" in t.columns)
     assert set(bench["model"]) == {"vit_base_patch16_224", "vit_tiny_patch16_224"}
     assert all((out / link).is_file() for link in image_links(text))

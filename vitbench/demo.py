@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +38,31 @@ class DemoConfig:
     batch_sizes: Sequence[int] = (1, 4, 16)
     sweep_img_sizes: Sequence[int] = (32, 64, 96, 128, 160, 224)
     timing_budget_s: float = ProfileOptions.budget_s  # `vitbench profile`'s default
+    timing_rounds: int = ProfileOptions.rounds  # `vitbench profile`'s default
     train_epochs: int = 50
     attention_images: int = 32
     threads: int | None = 1
+    train_cost_model: str = "vit_tiny_patch16_224"
+    train_cost_img_sizes: Sequence[int] = (32, 64, 96, 128)
+    train_cost_batch_size: int = 2
+    train_cost_budget_s: float = 0.5  # the step is about memory: shorter timing than the others
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """A configuration of seconds, for tests: one counted model, ViT-Ti, short timing."""
+        """A configuration of seconds, for tests: one counted model, ViT-Ti, short timing in
+        one round."""
         return cls(
             benchmark_models=("vit_base_patch16_224",),
             small_vit="vit_tiny_patch16_224",
             batch_sizes=(1, 2),
             sweep_img_sizes=(32, 48, 64),
             timing_budget_s=0.05,
+            timing_rounds=1,
             train_epochs=2,
             attention_images=4,
+            train_cost_img_sizes=(32, 48),
+            train_cost_batch_size=1,
+            train_cost_budget_s=0.05,
         )
 
 
@@ -103,6 +113,25 @@ def profile_into(models: Sequence[str], opts: Any, store: Store, note: Note) -> 
     profile(list(models), opts, store=store, on_step=lambda text, _done: note(text))
 
 
+def train_cost_options(config: DemoConfig) -> ProfileOptions:
+    """Training steps of the training-cost model over its image sizes, at one batch size."""
+    return ProfileOptions(
+        modes=("train",),
+        img_sizes=tuple(config.train_cost_img_sizes),
+        batch_sizes=(config.train_cost_batch_size,),
+        device="cpu",
+        threads=config.threads,
+        budget_s=config.train_cost_budget_s,
+        rounds=config.timing_rounds,
+    )
+
+
+def train_cost_into(model: str, opts: ProfileOptions, store: Store, note: Note) -> None:
+    """`vitbench profile --mode train` run twice: eager attention, then fused."""
+    for fused in (False, True):
+        profile_into([model], replace(opts, fused_attn=fused), store, note)
+
+
 def analyze_into(
     model: Any, store: Store, note: Note, n_images: int, checkpoint: Path | None = None
 ) -> None:
@@ -137,13 +166,20 @@ def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None
 
 def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     """The demo's stages, in order, each writing to ``store``; the report goes to ``out``."""
-    timing = dict(device="cpu", threads=config.threads, budget_s=config.timing_budget_s)
+    timing = dict(
+        device="cpu",
+        threads=config.threads,
+        budget_s=config.timing_budget_s,
+        rounds=config.timing_rounds,
+    )
     counts = ProfileOptions(metrics=frozenset({"params", "flops"}))
     timed = ProfileOptions(batch_sizes=tuple(config.batch_sizes), **timing)
     sweep = ProfileOptions(img_sizes=tuple(config.sweep_img_sizes), **timing)
+    train = train_cost_options(config)
     n_bench, n_sizes = len(config.benchmark_models), len(config.sweep_img_sizes)
+    n_train = len(config.train_cost_img_sizes)
     # estimates: seconds per unit (per timing round), measured on the shared 2-core CPU with one
-    # thread (ViT-S)
+    # thread (ViT-S; ViT-Ti training steps)
     return [
         Step(
             f"count params and MACs of the benchmark table ({n_bench} models)",
@@ -159,6 +195,12 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
             f"sweep {config.small_vit} over {n_sizes} image sizes",
             2.0 + 1.7 * n_sizes * sweep.rounds,
             lambda note: profile_into([config.small_vit], sweep, store, note),
+        ),
+        Step(
+            f"training cost of {config.train_cost_model} over {n_train} image sizes, "
+            "eager and fused attention",
+            4.0 + 1.1 * 2 * n_train * train.rounds,
+            lambda note: train_cost_into(config.train_cost_model, train, store, note),
         ),
         Step(
             f"train a small ViT on digits ({config.train_epochs} epochs) and analyze its attention",

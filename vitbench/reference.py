@@ -2,7 +2,9 @@
 
 The table lives in ``vitbench/data/published.csv`` (linked from ``results/reference/``), one
 row per model and source, with the source named in each row. Units: params in millions, GMACs
-(multiply-adds, which papers and timm call FLOPs or GMACs), throughput in samples per second.
+(multiply-adds, which papers and timm call FLOPs or GMACs), throughput in samples per second
+(``throughput_sps`` for inference, ``train_throughput_sps`` for training steps), each with the
+setting it was measured in.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ BENCHMARK_TABLE = (
     "swin_base_patch4_window7_224",
     "deit_base_patch16_224",
 )
+#: how timm's sources start: its inference benchmark (with ImageNet accuracy), its training one
+TIMM_INFER = "timm results/benchmark-infer"
+TIMM_TRAIN = "timm results/benchmark-train"
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +56,7 @@ def published_rows(model: str, img_size: object = None, source: str = "") -> lis
     return [dict(r) for r in rows]
 
 
-def published_for(model: str, img_size: object = None, source: str = "timm") -> dict | None:
-    """The first published row for a model (from timm's tables by default), or None."""
+def published_for(model: str, img_size: object = None, source: str = TIMM_INFER) -> dict | None:
+    """The first published row for a model (timm's inference benchmark by default), or None."""
     rows = published_rows(model, img_size, source)
     return rows[0] if rows else None

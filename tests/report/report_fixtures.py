@@ -84,6 +84,82 @@ def fit_rows() -> list[dict]:
     return fit_scaling([r for r in profile_rows() if r["model"] == "vit_small_patch16_224"])
 
 
+#: what `vitbench profile --mode train` fits against tokens, and how it groups its points
+TRAIN_FITTED = (
+    "train_macs",
+    "latency_median_ms",
+    "train_memory_peak_bytes",
+    "train_memory_saved_bytes",
+)
+TRAIN_FIT_GROUPS = ("model", "batch_size", "mode")
+#: the exponents of the saved activations in :func:`train_sweep_rows`: eager, fused attention
+SAVED_EXPONENT = {False: 1.4, True: 0.95}
+WEIGHTS_BYTES = 5_717_416 * 4  # ViT-Ti in fp32
+
+
+def train_step_row(model: str, img: int, batch: int, fused: bool, macs: float) -> dict:
+    """One training point in `vitbench profile --mode train`'s form (ViT patch 16 tokens)."""
+    tokens = (img // 16) ** 2 + 1
+    saved = 2**10 * (40 if not fused else 200) * tokens ** SAVED_EXPONENT[fused] * batch
+    step_ms = 0.5 * tokens**1.1 * batch**0.8  # larger batches train faster per image
+    return {
+        "model": model,
+        "mode": "train",
+        "img_size": img,
+        "batch_size": batch,
+        "tokens": tokens,
+        "params": 5_717_416,
+        "macs": macs,
+        "train_macs": 2.9 * macs,
+        "latency_median_ms": step_ms,
+        "latency_cv": 0.01,
+        "throughput_sps": 1000 * batch / step_ms,
+        "mfu": 2 * 2.9 * macs * batch / step_ms / 1e9 / 0.5,  # of 0.5 TFLOP/s
+        "optimizer": "adamw",
+        "grad_checkpointing": False,
+        "fused_attn": fused,
+        "train_memory_peak_bytes": 4 * WEIGHTS_BYTES + saved,
+        "train_memory_weights_bytes": WEIGHTS_BYTES,
+        "train_memory_grads_bytes": WEIGHTS_BYTES,
+        "train_memory_optimizer_bytes": 2 * WEIGHTS_BYTES,
+        "train_memory_saved_bytes": saved,
+        "train_memory_method": "profiler-memory-events",
+        "train_memory_parts_method": "tensor sizes",
+        "train_memory_saved_method": "saved-tensor hooks",
+        "status": "ok",
+        "precision": "fp32",
+    }
+
+
+def train_sweep_rows(fused: bool) -> list[dict]:
+    """ViT-Ti training steps at batch 2 over 64 to 256 px (17 to 257 tokens)."""
+    model = "vit_tiny_patch16_224"
+    return [
+        train_step_row(model, img, 2, fused, 1.26e9 * ((img // 16) ** 2 + 1) / 197)
+        for img in (64, 128, 192, 256)
+    ]
+
+
+def write_train_cost_store(path: Path) -> Path:
+    """The profile store, with ViT-B/16 training steps at 224 px (batch 1 and 4) and ViT-Ti
+    training sweeps over tokens with eager and with fused attention, each with its fits."""
+    write_profile_store(path)
+    bench = [train_step_row("vit_base_patch16_224", 224, b, True, 17.58e9) for b in (1, 4)]
+    write(bench, path, "profile", "run-t", env())
+    for run_id, fused in (("run-eager", False), ("run-fused", True)):
+        rows = train_sweep_rows(fused)
+        write(rows, path, "profile", run_id, env())
+        write(train_fit_rows(rows), path, "profile_fit", run_id, env())
+    return path
+
+
+def train_fit_rows(rows: list[dict]) -> list[dict]:
+    """The training fits of ``rows``, as `vitbench profile --mode train` stores them."""
+    from vitbench.measure.scaling import fit_scaling
+
+    return fit_scaling(rows, ys=TRAIN_FITTED, group_by=TRAIN_FIT_GROUPS)
+
+
 def write(rows: list[dict], path: Path, table: str, run_id: str, environment: dict) -> None:
     """Store ``rows`` in ``path/vitbench.db`` as one run's records, as the commands write them."""
     with store.open_store(path) as st:
@@ -236,8 +312,9 @@ def sweep_rows() -> list[dict]:
 
 def write_full_store(path: Path) -> Path:
     """Every kind of result at a realistic size: a benchmark profile, an image-size sweep with
-    fits, attention for two 12 x 12-head models with rollouts, 50 epochs of training, a sweep."""
-    write_profile_store(path)
+    fits, training steps (eager and fused sweeps with fits), attention for two 12 x 12-head
+    models with rollouts, 50 epochs of training, a sweep."""
+    write_train_cost_store(path)
     for run_id, model, weights in (
         ("att-1", "vit_small_patch16_224", "random"),
         ("att-2", "scratch_vit_tiny", "checkpoint"),

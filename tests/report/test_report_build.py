@@ -138,6 +138,7 @@ def test_every_section_from_one_full_store(tmp_path) -> None:
         "Cost against the number",
         "Throughput against batch",
         "Utilization",
+        "Training cost",
         "Attention",
         "Training",
         "Sweep: accuracy against cost",

@@ -21,7 +21,8 @@ from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import differing_fields
 from vitbench.report.markdown import Document
-from vitbench.report.sections import attention, cost, training
+from vitbench.report.sections import attention, cost, training, training_cost
+from vitbench.report.tables import with_mode
 from vitbench.store import DB_FILE, Store, open_store, read_table, resolve_url
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -142,12 +143,15 @@ def _remove_stale(previous: set[Path], current: set[Path], figures: Path) -> Non
 def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
     """Every section whose tables have rows, in the report's order."""
     _intro(ctx)
-    profile, fits = tables["profile"], tables["profile_fit"]
+    profile, fits = with_mode(tables["profile"]), with_mode(tables["profile_fit"])
     if not profile.empty:
+        infer = profile[profile["mode"] == "infer"]
         cost.add_benchmark(ctx, profile)
-        cost.add_scaling(ctx, profile, fits)
-        cost.add_batch_scaling(ctx, profile)
+        cost.add_scaling(ctx, infer, fits[fits["mode"] == "infer"])
+        cost.add_batch_scaling(ctx, infer)
         cost.add_utilization(ctx, profile)
+        train = profile[profile["mode"] == "train"]
+        training_cost.add_training_cost(ctx, train, fits[fits["mode"] == "train"])
     if not tables["attention"].empty:
         attention.add_attention(ctx, tables["attention"])
     if not (tables["train_epochs"].empty and tables["train_runs"].empty):

@@ -15,17 +15,18 @@ from typing import Any
 import pandas as pd
 
 from vitbench.missing import is_missing
-from vitbench.report.tables import fmt
+from vitbench.report.tables import fmt, row_mode
 
 Fit = dict[str, Any]
 
 
 def by_key(fits: pd.DataFrame) -> dict[tuple, Fit]:
-    """(run_id, model, batch_size, metric) -> the stored fit row."""
+    """(run_id, model, batch_size, mode, metric) -> the stored fit row (fits stored before
+    training steps were measured have no mode: they are inference fits)."""
     if fits.empty or not {"run_id", "model", "batch_size", "metric"} <= set(fits.columns):
         return {}
     return {
-        (r["run_id"], r["model"], int(r["batch_size"]), r["metric"]): r
+        (r["run_id"], r["model"], int(r["batch_size"]), row_mode(r), r["metric"]): r
         for r in fits.to_dict("records")
         if not is_missing(r["batch_size"])
     }

@@ -161,9 +161,26 @@ def _plain_log_ticks(ax: Axes, which: str, base: int) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _draw_series(ax: Axes, s: Series, color: str) -> object:
+def _end(s: Series) -> tuple[float, float] | None:
+    """Where a series' note is written: the end of its fitted law, else its last point."""
+    line = _power_law_line(s)
+    if line is not None:
+        return line[0][-1], line[1][-1]
+    x, y = np.asarray(s.x, float), np.asarray(s.y, float)
+    order = np.argsort(x)
+    return (x[order][-1], y[order][-1]) if x.size else None
+
+
+def _top_note(series: Sequence[Series]) -> Series | None:
+    """Of 2+ series with notes, the one ending highest: its note goes above its end, so two
+    lines ending close together do not write their notes over each other."""
+    ends = [(end[1], i) for i, s in enumerate(series) if s.note and (end := _end(s)) is not None]
+    return series[max(ends)[1]] if len(ends) >= 2 else None
+
+
+def _draw_series(ax: Axes, s: Series, color: str, above: bool = False) -> object:
     """Markers (hollow where left out of the fit), the fitted power law (dashed) or a plain
-    line, and the note at the end; returns the legend handle."""
+    line, and the note at the end (below it, or ``above``); returns the legend handle."""
     x, y = np.asarray(s.x, float), np.asarray(s.y, float)
     order = np.argsort(x)
     (handle,) = ax.plot(
@@ -181,14 +198,13 @@ def _draw_series(ax: Axes, s: Series, color: str) -> object:
     if line is not None:
         ax.plot(*line, "--", color=color, lw=1)
     if s.note and x.size:
-        end = (line[0][-1], line[1][-1]) if line is not None else (x[order][-1], y[order][-1])
         ax.annotate(
             s.note,
-            end,
+            _end(s),
             textcoords="offset points",
-            xytext=(-2, -6),
+            xytext=(-2, 6 if above else -6),
             ha="right",
-            va="top",
+            va="bottom" if above else "top",
             fontsize=8,
             color=color,
         )
@@ -208,9 +224,12 @@ def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path
     colors: dict[str, str] = {}
     handles: dict[str, object] = {}
     for ax, panel in zip(axes.flat, items, strict=False):
+        top = _top_note(panel.series)
+        if top is not None:
+            ax.margins(y=0.15)  # room inside the panel for the note above the highest end
         for s in panel.series:
             color = colors.setdefault(s.label, f"C{len(colors) % 10}")
-            handles.setdefault(s.label, _draw_series(ax, s, color))
+            handles.setdefault(s.label, _draw_series(ax, s, color, above=s is top))
         if panel.logx:
             ax.set_xscale("log", base=panel.base_x)
             _plain_log_ticks(ax, "x", panel.base_x)

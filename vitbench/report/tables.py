@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from vitbench.missing import MISSING, is_missing
-from vitbench.reference import published_rows
+from vitbench.reference import TIMM_INFER, TIMM_TRAIN, published_for, published_rows
 from vitbench.report.environment import ENV_COLUMN
 
 
@@ -70,6 +70,28 @@ def column_or_none(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name] if name in df else pd.Series([None] * len(df), index=df.index)
 
 
+def row_mode(rec: pd.Series | dict) -> str:
+    """One row's mode (see :func:`with_mode`)."""
+    mode = rec.get("mode")
+    return "infer" if is_missing(mode) else str(mode)
+
+
+def with_mode(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each row's mode, ``infer`` or ``train``; rows stored before training steps
+    were measured have none and are inference."""
+    return df.assign(mode=column_or_none(df, "mode").fillna("infer"))
+
+
+def flag(value: object) -> bool:
+    """Whether an on/off cell is on (a missing cell is off)."""
+    return not is_missing(value) and bool(value)
+
+
+def attention_name(fused: object) -> str:
+    """How a row's attention reads in labels: ``fused``, ``eager``, or empty when not stored."""
+    return "" if is_missing(fused) else "fused" if fused else "eager"
+
+
 def default_shape(df: pd.DataFrame) -> pd.Series:
     """Rows at the model's own shape: no patch, sequence or keyword overrides."""
     mask = pd.Series(True, index=df.index)
@@ -90,26 +112,52 @@ class Sources:
         return f"[{self.cited.index(source) + 1}]"
 
 
+#: a group's training figures in the benchmark table -> the stored column each comes from
+TRAIN_FIGURES = {
+    "train_throughput_sps": "throughput_sps",
+    "train_batch_size": "batch_size",
+    "train_step_ms": "latency_median_ms",
+    "train_macs": "train_macs",
+    "train_memory_peak_bytes": "train_memory_peak_bytes",
+    "optimizer": "optimizer",
+    "grad_checkpointing": "grad_checkpointing",
+}
+
+
+def _fastest(df: pd.DataFrame) -> pd.Series | None:
+    """The row of the highest throughput, or None when no row has one."""
+    tput = column_or_none(df, "throughput_sps")
+    return df.loc[tput.idxmax()] if tput.notna().any() else None
+
+
+def _train_figures(train: pd.DataFrame) -> dict:
+    """A group's training figures, at the batch size of its highest training throughput."""
+    best = _fastest(train)
+    rec = train.iloc[0] if best is None else best
+    return {name: rec.get(column) for name, column in TRAIN_FIGURES.items()}
+
+
 def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
     """One row per model, image size, environment and precision, at the model's own shape.
 
     Throughput is the highest over the batch sizes measured (the most recent row of each),
-    as the literature reports it; ``batch_size`` says where.
+    as the literature reports it; ``batch_size`` says where. Where training steps were
+    measured, the row also has the :data:`TRAIN_FIGURES`, at the fastest training batch size.
     """
     if profile.empty:
         return profile
-    df = profile[default_shape(profile)]
+    df = with_mode(profile[default_shape(profile)])
     if "status" in df:
         df = df[column_or_none(df, "status").fillna("ok") == "ok"]
     groups = ["model", "img_size", ENV_COLUMN, "precision"]
     groups = [g for g in groups if g in df]
-    df = latest(df, [*groups, "batch_size"])
+    df = latest(df, [*groups, "mode", "batch_size"])
     rows = []
     for _, group in df.groupby(groups, sort=False, dropna=False):
         first = group.iloc[0]
-        tput = column_or_none(group, "throughput_sps")
-        best = group.loc[tput.idxmax()] if tput.notna().any() else None
+        best = _fastest(group[group["mode"] == "infer"])
         macs = column_or_none(group, "macs").dropna()
+        train = group[group["mode"] == "train"]
         rows.append(
             {
                 **{g: first[g] for g in groups},
@@ -117,6 +165,7 @@ def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
                 "macs": macs.iloc[0] if not macs.empty else None,
                 "throughput_sps": None if best is None else best["throughput_sps"],
                 "batch_size": None if best is None else best["batch_size"],
+                **({} if train.empty else _train_figures(train)),
             }
         )
     if not rows:
@@ -126,22 +175,27 @@ def measured_benchmark(profile: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("model", key=lambda s: s.map(first_seen), kind="stable")
 
 
-def _setting(rec: dict) -> str:
-    """Where a measured throughput comes from: batch size and precision."""
-    if is_missing(rec.get("throughput_sps")):
+def _setting(rec: dict, prefix: str = "") -> str:
+    """Where a measured throughput comes from: batch size and precision (and, for the training
+    figures, ``prefix`` ``train_``, the optimizer and gradient checkpointing)."""
+    if is_missing(rec.get(f"{prefix}throughput_sps")):
         return MISSING
-    parts = [f"batch {fmt(rec.get('batch_size'), 0)}"]
-    if not is_missing(rec.get("precision")):
-        parts.append(str(rec["precision"]))
+    parts = [f"batch {fmt(rec.get(f'{prefix}batch_size'), 0)}"]
+    for key in ("precision", "optimizer") if prefix else ("precision",):
+        if not is_missing(rec.get(key)):
+            parts.append(str(rec[key]))
+    if prefix and flag(rec.get("grad_checkpointing")):
+        parts.append("gradient checkpointing")
     return ", ".join(parts)
 
 
 def benchmark_table(measured: pd.DataFrame, sources: Sources, envs_shown: bool) -> pd.DataFrame:
-    """The benchmark table in the literature's form, timm's published figures beside ours."""
+    """The benchmark table in the literature's form, timm's published figures beside ours;
+    training columns (timm's training benchmark beside them) where training steps were measured."""
+    training = "train_throughput_sps" in measured
     rows = []
     for rec in measured.to_dict("records"):
-        pubs = published_rows(rec["model"], rec.get("img_size"), "timm")
-        pub = pubs[0] if pubs else {}
+        pub = published_for(rec["model"], rec.get("img_size")) or {}
         params_m = None if is_missing(rec.get("params")) else rec["params"] / 1e6
         gmacs = None if is_missing(rec.get("macs")) else rec["macs"] / 1e9
         row = {"model": rec["model"], "image (px)": fmt(rec.get("img_size"), 0)}
@@ -161,12 +215,34 @@ def benchmark_table(measured: pd.DataFrame, sources: Sources, envs_shown: bool) 
                 "measured / published": fmt_ratio(
                     rec.get("throughput_sps"), pub.get("throughput_sps")
                 ),
-                "top-1 (%, published)": fmt(pub.get("top1")),
-                "source": sources.cite(pub["source"]) if pub else MISSING,
             }
         )
+        cited = [pub["source"]] if pub else []
+        if training:
+            train_pub = published_for(rec["model"], rec.get("img_size"), TIMM_TRAIN) or {}
+            row.update(_train_cells(rec, train_pub))
+            cited += [train_pub["source"]] if train_pub else []
+        row["top-1 (%, published)"] = fmt(pub.get("top1"))
+        row["source"] = ", ".join(sources.cite(s) for s in cited) or MISSING
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _train_cells(rec: dict, pub: dict) -> dict[str, str]:
+    """A benchmark row's training columns: the measured step beside timm's training benchmark."""
+    macs, peak = rec.get("train_macs"), rec.get("train_memory_peak_bytes")
+    return {
+        "train GMACs": fmt(None if is_missing(macs) else macs / 1e9),
+        "step time (ms)": fmt_sig(rec.get("train_step_ms")),
+        "train throughput (img/s)": fmt_sig(rec.get("train_throughput_sps")),
+        "train peak memory (MiB)": fmt_sig(None if is_missing(peak) else peak / 2**20),
+        "train measured at": _setting(rec, "train_"),
+        "published train throughput (img/s)": fmt_sig(pub.get("train_throughput_sps")),
+        "published train setting": fmt(pub.get("train_throughput_setting")),
+        "train measured / published": fmt_ratio(
+            rec.get("train_throughput_sps"), pub.get("train_throughput_sps")
+        ),
+    }
 
 
 def papers_table(measured: pd.DataFrame, sources: Sources, envs_shown: bool) -> pd.DataFrame:
@@ -203,7 +279,7 @@ def throughput_settings(measured: pd.DataFrame) -> list[str]:
     """The published throughput settings of the models in the table (for a footnote)."""
     settings = []
     for rec in measured.to_dict("records"):
-        for pub in published_rows(rec["model"], rec.get("img_size"), "timm"):
+        for pub in published_rows(rec["model"], rec.get("img_size"), TIMM_INFER):
             setting = pub.get("throughput_setting")
             if not is_missing(setting) and setting not in settings:
                 settings.append(setting)
