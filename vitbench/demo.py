@@ -36,6 +36,7 @@ class DemoConfig:
     benchmark_models: Sequence[str] = BENCHMARK_TABLE
     small_vit: str = "vit_small_patch16_224"
     batch_sizes: Sequence[int] = (1, 4, 16)
+    train_batch_sizes: Sequence[int] = (1, 4)  # training steps of small_vit at 224 px
     sweep_img_sizes: Sequence[int] = (32, 64, 96, 128, 160, 224)
     timing_budget_s: float = ProfileOptions.budget_s  # `vitbench profile`'s default
     timing_rounds: int = ProfileOptions.rounds  # `vitbench profile`'s default
@@ -55,6 +56,7 @@ class DemoConfig:
             benchmark_models=("vit_base_patch16_224",),
             small_vit="vit_tiny_patch16_224",
             batch_sizes=(1, 2),
+            train_batch_sizes=(1,),
             sweep_img_sizes=(32, 48, 64),
             timing_budget_s=0.05,
             timing_rounds=1,
@@ -175,6 +177,9 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     counts = ProfileOptions(metrics=frozenset({"params", "flops"}))
     timed = ProfileOptions(batch_sizes=tuple(config.batch_sizes), **timing)
     sweep = ProfileOptions(img_sizes=tuple(config.sweep_img_sizes), **timing)
+    steps = ProfileOptions(
+        modes=("train",), batch_sizes=tuple(config.train_batch_sizes), **{**timing, "warmup": 1}
+    )
     train = train_cost_options(config)
     n_bench, n_sizes = len(config.benchmark_models), len(config.sweep_img_sizes)
     n_train = len(config.train_cost_img_sizes)
@@ -190,6 +195,12 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
             f"time {config.small_vit} at batch sizes {', '.join(map(str, config.batch_sizes))}",
             3.0 + 5.0 * len(config.batch_sizes) * timed.rounds,
             lambda note: profile_into([config.small_vit], timed, store, note),
+        ),
+        Step(
+            f"time a training step of {config.small_vit} at batch sizes "
+            + ", ".join(map(str, config.train_batch_sizes)),
+            3.0 + 4.0 * len(config.train_batch_sizes) * steps.rounds,
+            lambda note: profile_into([config.small_vit], steps, store, note),
         ),
         Step(
             f"sweep {config.small_vit} over {n_sizes} image sizes",
