@@ -108,20 +108,33 @@ def _render_share(figures: Sequence[tuple[Figure, Path]]) -> bool:
     return True
 
 
+def _shares(figures: list[tuple[Figure, Path]], n: int) -> list[list[tuple[Figure, Path]]]:
+    """``figures`` dealt to ``n`` processes by their panels, heaviest first, each to the
+    lightest share so far (a figure's drawing time grows with its axes)."""
+    shares: list[list[tuple[Figure, Path]]] = [[] for _ in range(n)]
+    loads = [0] * n
+    for item in sorted(figures, key=lambda item: -len(item[0].axes)):
+        k = loads.index(min(loads))
+        shares[k].append(item)
+        loads[k] += max(1, len(item[0].axes))
+    return shares
+
+
 def _render_all(figures: list[tuple[Figure, Path]]) -> None:
     """Render ``figures`` on every core: forked children share them without pickling.
 
-    Each of ``n`` processes (the parent included) renders every n-th figure; a child's failed
-    share is rendered again in the parent, so its error surfaces there.
+    Each of ``n`` processes (the parent included) renders a share of about equal weight; a
+    child's failed share is rendered again in the parent, so its error surfaces there.
     """
     n = max(1, min(len(figures), os.cpu_count() or 1)) if hasattr(os, "fork") else 1
+    shares = _shares(figures, n)
     children = []
-    for k in range(1, n):
+    for share in shares[1:]:
         pid = os.fork()
         if pid == 0:
-            os._exit(0 if _render_share(figures[k::n]) else 1)
-        children.append((pid, figures[k::n]))
-    for fig, path in figures[0::n]:
+            os._exit(0 if _render_share(share) else 1)
+        children.append((pid, share))
+    for fig, path in shares[0]:
         save_png(fig, path, DPI)
     for pid, share in children:
         _, status = os.waitpid(pid, 0)
