@@ -3,6 +3,7 @@ each point stored the moment it is measured."""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
@@ -191,3 +192,23 @@ def test_a_training_step_is_profiled_beside_inference() -> None:
     fits = {(f["mode"], f["metric"]) for f in run.fits}
     assert {("train", "train_macs"), ("train", "train_memory_saved_bytes")} <= fits
     assert ("infer", "macs") in fits and ("train", "macs") not in fits
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_model_is_timed_and_measured_in_both_modes() -> None:
+    """torch.compile's fake tensors stay in memory: the memory readings must step over them.
+    Saved activations are not recorded under compile (its graph saves what it chooses)."""
+    opts = ProfileOptions(
+        metrics=frozenset({"params", "latency", "memory"}),
+        modes=("infer", "train"),
+        compile=True,
+        **{**QUICK, "model_kwargs": dict(TINY)},
+        rounds=1,
+    )
+    rows = {r["mode"]: r for r in profile(["vit_tiny_patch16_224"], opts).records}
+    assert rows["infer"]["compiled"] and rows["infer"]["memory_peak_bytes"] > 0
+    train = rows["train"]
+    assert train["status"] == "ok" and train["train_memory_peak_bytes"] > 0
+    assert train["train_memory_saved_bytes"] is None and train["train_memory_saved_method"] is None
+    assert train["train_memory_weights_bytes"] == 4 * train["params"]
