@@ -142,8 +142,7 @@ class TrainMemoryStats:
     weights_bytes: int  # parameters
     grads_bytes: int  # parameter gradients after backward
     optimizer_bytes: int  # optimizer.state tensors after a step (moments, buffers, counters)
-    saved_bytes: int | None  # distinct storages saved for backward, parameters and buffers
-    # excluded; None where not measured (torch.compile)
+    saved_bytes: int  # distinct storages saved for backward, parameters and buffers excluded
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -156,7 +155,7 @@ class TrainMemoryStats:
             "train_memory_saved_bytes": self.saved_bytes,
             "train_memory_method": self.peak.method,
             "train_memory_parts_method": PARTS_METHOD,
-            "train_memory_saved_method": SAVED_METHOD if self.saved_bytes is not None else None,
+            "train_memory_saved_method": SAVED_METHOD,
         }
 
 
@@ -205,17 +204,6 @@ class SavedTensors:
         return sum(s.nbytes() for s in self._storages.values())
 
 
-def _saved_by_forward(step: TrainStep) -> tuple[int | None, torch.Tensor]:
-    """The bytes autograd saves in the step's forward and loss, and the loss; None under
-    torch.compile, whose tracing cannot run the hooks (its graph saves what it chooses)."""
-    if hasattr(step.model, "_orig_mod"):  # an OptimizedModule
-        return None, step.loss()
-    saved = SavedTensors(exclude=[*step.model.parameters(), *step.model.buffers()])
-    with saved.record():
-        loss = step.loss()
-    return saved.nbytes(), loss
-
-
 def measure_train_memory(step: TrainStep) -> TrainMemoryStats:
     """Peak of one full ``step()`` on its device, and its parts, after a warm-up step.
 
@@ -224,7 +212,11 @@ def measure_train_memory(step: TrainStep) -> TrainMemoryStats:
     """
     model = step.model
     step()  # warm-up: the optimizer state exists from here on
-    saved_bytes, loss = _saved_by_forward(step)
+    saved = SavedTensors(exclude=[*model.parameters(), *model.buffers()])
+    with saved.record():  # under torch.compile: what the compiled graph saves
+        loss = step.loss()
+    saved_bytes = saved.nbytes()
+    del saved  # let backward free what was saved
     step.backward(loss)
     del loss
     grads_bytes = storage_bytes(p.grad for p in model.parameters() if p.grad is not None)
