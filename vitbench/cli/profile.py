@@ -123,6 +123,8 @@ def _print(
             where += " (train)"
         if rec.get("uncounted_ops"):
             warn(f"{rec['model']}: operators not counted: {rec['uncounted_ops']}")
+        if rec.get("train_uncounted_ops"):
+            warn(f"{where}: training operators not counted: {rec['train_uncounted_ops']}")
         if rec.get("latency_noisy"):
             warn(f"{where}: {_noise(rec)}")
         if rec.get("status") == "oom":

@@ -104,12 +104,14 @@ def mode_fields(mode: str, opts: ProfileOptions, cost: ModelCost) -> dict[str, A
             train_macs=cost.train_macs,
             train_recompute_macs=cost.train.recompute,  # counted at batch 1: per sample
             train_flop_convention=TRAIN_CONVENTION,
-            train_uncounted_ops=";".join(
-                f"{k}x{v}" for k, v in sorted(cost.train.uncounted.items())
-            )
-            or None,
+            train_uncounted_ops=uncounted_text(cost.train.uncounted),
         )
     return rec
+
+
+def uncounted_text(counts: dict[str, int]) -> str | None:
+    """Operators the MAC counter has no rule for, as ``'op1x3;op2x1'``; None when none."""
+    return ";".join(f"{k}x{v}" for k, v in sorted(counts.items())) or None
 
 
 def model_macs(mode: str, cost: ModelCost) -> int | None:

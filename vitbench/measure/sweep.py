@@ -31,6 +31,7 @@ from vitbench.measure.point import (
     model_macs,
     time_round,
     timed_call,
+    uncounted_text,
 )
 from vitbench.measure.rounds import EXTRA_ROUNDS, RoundStats, combine_rounds
 from vitbench.measure.timing import TimingStats
@@ -243,7 +244,7 @@ def static_record(spec: ModelSpec, cost: ModelCost, opts: ProfileOptions) -> Row
             macs=cost.macs,  # per sample, as timm and the papers report
             activations=cost.activations,
             flop_convention="MAC: one multiply-add = 1; norms 5/elem (fvcore)",
-            uncounted_ops=";".join(f"{k}x{v}" for k, v in sorted(cost.uncounted.items())) or None,
+            uncounted_ops=uncounted_text(cost.uncounted),
         )
         if opts.breakdown_depth and cost.count is not None:
             rec["macs_by_module"] = cost.count.module_breakdown(opts.breakdown_depth)
