@@ -26,6 +26,11 @@ def fmt(value: object, digits: int = 2) -> str:
     return f"{float(value):,.{digits}f}"
 
 
+def fmt_mib(value: object) -> str:
+    """Bytes as MiB to 3 significant figures."""
+    return MISSING if is_missing(value) else fmt_sig(float(value) / 2**20)
+
+
 def fmt_sig(value: object, sig: int = 3) -> str:
     """A number to ``sig`` significant figures (for values spanning decades)."""
     if is_missing(value):
@@ -230,12 +235,12 @@ def benchmark_table(measured: pd.DataFrame, sources: Sources, envs_shown: bool) 
 
 def _train_cells(rec: dict, pub: dict) -> dict[str, str]:
     """A benchmark row's training columns: the measured step beside timm's training benchmark."""
-    macs, peak = rec.get("train_macs"), rec.get("train_memory_peak_bytes")
+    macs = rec.get("train_macs")
     return {
         "train GMACs": fmt(None if is_missing(macs) else macs / 1e9),
         "step time (ms)": fmt_sig(rec.get("train_step_ms")),
         "train throughput (img/s)": fmt_sig(rec.get("train_throughput_sps")),
-        "train peak memory (MiB)": fmt_sig(None if is_missing(peak) else peak / 2**20),
+        "train peak memory (MiB)": fmt_mib(rec.get("train_memory_peak_bytes")),
         "train measured at": _setting(rec, "train_"),
         "published train throughput (img/s)": fmt_sig(pub.get("train_throughput_sps")),
         "published train setting": fmt(pub.get("train_throughput_setting")),

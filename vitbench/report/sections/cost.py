@@ -17,6 +17,7 @@ from vitbench.report.tables import (
     benchmark_table,
     flag,
     fmt,
+    fmt_mib,
     fmt_pct,
     fmt_sig,
     format_columns,
@@ -223,11 +224,8 @@ def _point_columns(ctx: Context, flagged: bool) -> dict:
         "latency_median_ms": ("latency (ms)", fmt_sig),
         "latency_cv": ("latency CV", fmt_pct),
         "latency_noisy": ("noisy timing", lambda v: "yes" if v else "no") if flagged else None,
-        "memory_peak_bytes": ("peak memory (MiB)", lambda v: fmt_sig(v / 2**20)),
-        "memory_peak_over_baseline_bytes": (
-            "over weights and inputs (MiB)",
-            lambda v: fmt_sig(v / 2**20),
-        ),
+        "memory_peak_bytes": ("peak memory (MiB)", fmt_mib),
+        "memory_peak_over_baseline_bytes": ("over weights and inputs (MiB)", fmt_mib),
     }
 
 

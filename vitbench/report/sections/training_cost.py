@@ -13,7 +13,15 @@ from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
 from vitbench.report.sections import cost
-from vitbench.report.tables import attention_name, flag, fmt, fmt_pct, fmt_sig, format_columns
+from vitbench.report.tables import (
+    attention_name,
+    flag,
+    fmt,
+    fmt_mib,
+    fmt_pct,
+    fmt_sig,
+    format_columns,
+)
 
 #: the memory panels against tokens: stored metric -> (panel title, y label, scale)
 MEMORY_METRICS: cost.Metrics = {
@@ -39,10 +47,6 @@ METHODS = {
     "train_memory_parts_method": "weights, gradients and optimizer state",
     "train_memory_saved_method": "activations saved for backward",
 }
-
-
-def _mib(value: object) -> str:
-    return fmt_sig(float(value) / 2**20)
 
 
 def add_training_cost(ctx: Context, train: pd.DataFrame, stored: pd.DataFrame) -> None:
@@ -164,9 +168,9 @@ def _point_columns(ctx: Context, points: pd.DataFrame) -> dict:
         if cost.any_flagged(points)
         else None,
         "throughput_sps": ("img/s", fmt_sig),
-        "train_memory_peak_bytes": ("peak (MiB)", _mib),
-        "train_memory_weights_bytes": ("weights (MiB)", _mib),
-        "train_memory_grads_bytes": ("gradients (MiB)", _mib),
-        "train_memory_optimizer_bytes": ("optimizer state (MiB)", _mib),
-        "train_memory_saved_bytes": ("saved for backward (MiB)", _mib),
+        "train_memory_peak_bytes": ("peak (MiB)", fmt_mib),
+        "train_memory_weights_bytes": ("weights (MiB)", fmt_mib),
+        "train_memory_grads_bytes": ("gradients (MiB)", fmt_mib),
+        "train_memory_optimizer_bytes": ("optimizer state (MiB)", fmt_mib),
+        "train_memory_saved_bytes": ("saved for backward (MiB)", fmt_mib),
     }
