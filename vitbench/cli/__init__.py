@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import typer
 
@@ -21,7 +22,7 @@ from vitbench.cli import report as _report  # noqa: F401
 from vitbench.cli import store as _store  # noqa: F401
 from vitbench.cli import train as _train  # noqa: F401
 from vitbench.cli.app import app
-from vitbench.cli.output import err_console
+from vitbench.cli.output import err_console, warn
 from vitbench.errors import VitbenchError
 
 
@@ -36,8 +37,14 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     return tuple(classes)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's warnings (a size a factory does not take, ...) as one ``warning:`` line."""
+    warn(str(message).strip().splitlines()[0] if str(message).strip() else category.__name__)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning user errors into one line."""
+    """Console-script entry point: run the app, turning user errors and warnings into lines."""
+    warnings.showwarning = _one_line_warning
     try:
         rc = app(args=argv, standalone_mode=False)
         if isinstance(rc, int):  # click returns the code of --help / --version exits

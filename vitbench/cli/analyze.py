@@ -56,7 +56,11 @@ FORMATTERS = {
 @with_options(AttentionOptions)
 def attention_cmd(
     opts: AttentionOptions,
-    model: str = typer.Argument(..., help="Model name or alias (vit_small_patch16_224, deit-s)."),
+    model: str = typer.Argument(
+        ...,
+        help="Model name or alias (vit_small_patch16_224, deit-s), torchvision:NAME or a factory "
+        "(file.py:fn, package.module:fn).",
+    ),
     images: Path = typer.Option(None, "--images", help="An image file or a folder of images."),
     sample_images: bool = typer.Option(
         False, "--sample-images", help="Crops of scikit-learn's two sample photographs."
@@ -74,12 +78,13 @@ def attention_cmd(
 ) -> None:
     """Mean attention distance, entropy, head importance, clusters and rollout, per head."""
     from vitbench.attention import analyze_attention
-    from vitbench.zoo import resolve_name
+    from vitbench.zoo import load_imports, resolve_name
 
     source = _image_source(images, sample_images, dataset)
     opts.validate()
     if plots_dir is not None:
         check_plots_dir(plots_dir)
+    load_imports(opts.imports)
     name = resolve_name(model)
     store = open_for_writing(out, store_url) if save else None
     with store or nullcontext(), progress_bar() as bar:

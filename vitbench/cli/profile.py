@@ -33,8 +33,8 @@ def profile_cmd(
     opts: ProfileOptions,
     models: list[str] = typer.Argument(
         None,
-        help="Model names, aliases (ViT-B/16, swin-t) or globs (vit_*). "
-        "Default: the five-row benchmark table.",
+        help="Model names, aliases (ViT-B/16, swin-t), globs (vit_*), torchvision:NAME or a "
+        "factory (file.py:fn, package.module:fn). Default: the five-row benchmark table.",
     ),
     out: Path = out_option(),
     store_url: str = store_option(),
@@ -44,10 +44,11 @@ def profile_cmd(
     """Profile models: params, MACs, latency, throughput, memory, MFU and scaling fits."""
     from vitbench.measure.profile import profile
     from vitbench.reference import BENCHMARK_TABLE
-    from vitbench.zoo import expand_names
+    from vitbench.zoo import expand_names, load_imports
 
-    names = expand_names(models or BENCHMARK_TABLE)
     opts.validate()
+    load_imports(opts.imports)
+    names = expand_names(models or BENCHMARK_TABLE)
     store = open_for_writing(out, store_url) if save else None
     n_steps = len(names) * opts.n_shapes * opts.passes
     finished: list[dict[str, Any]] = []

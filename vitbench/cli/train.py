@@ -146,6 +146,7 @@ def train_cmd(
         cfg = None
     else:
         cfg.validate()
+        cfg = cfg.resolved()
         _check_data(cfg)
     run_id = None if resume else new_run_id()
     finished: list[dict[str, Any]] = []
@@ -201,9 +202,10 @@ def sweep_cmd(
     from vitbench.zoo import resolve_name
 
     grid_values = parse_grid(grid)
+    base.validate()
+    base = base.resolved()
     if "model" in grid_values:
         grid_values["model"] = [resolve_name(str(m)) for m in grid_values["model"]]
-    base.validate()
     _check_data(base)
     for cell in cells_of(grid_values):
         cell_config(base, cell)  # every cell is valid before the store is opened

@@ -12,6 +12,7 @@ from typing import Any
 
 from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
+from vitbench.model_options import check_input_size, imports_option, input_size_option
 from vitbench.options import at_least, int_list, one_of, option, parse_kwargs
 from vitbench.precision import check_precision
 
@@ -95,6 +96,8 @@ class ProfileOptions:
         help="timm keyword overrides, e.g. 'depth=6,embed_dim=384'.",
         parse=parse_kwargs,
     )
+    input_size: tuple[int, int, int] | None = input_size_option()
+    imports: list[str] | None = imports_option()
     device: str | None = option(None, help="cpu or cuda (default: cuda when available).")
     precision: str = option("fp32", help="fp32, tf32, fp16 or bf16 (autocast).")
     threads: int | None = option(None, help="CPU threads (applied and recorded).")
@@ -129,7 +132,9 @@ class ProfileOptions:
     peak_tflops: float | None = option(
         None, help="Peak TFLOP/s for MFU (else the datasheet table, else measured)."
     )
-    pretrained: bool = option(False, help="Load timm's pretrained weights.")
+    pretrained: bool = option(
+        False, help="Load published weights (timm's, or torchvision's from the torch hub cache)."
+    )
     checkpoint: str | None = option(None, help="Weights file (safetensors or torch, weights only).")
     breakdown_depth: int = option(
         0, flags=("--breakdown",), help="Per-module MACs at this depth (e.g. 1 or 2)."
@@ -181,6 +186,7 @@ class ProfileOptions:
         at_least("in_chans", self.in_chans, 1)
         at_least("num_classes", self.num_classes, 0)
         at_least("threads", self.threads, 1)
+        check_input_size(self.input_size)
 
     def _validate_timing(self) -> None:
         """Warm-up, run counts, budget and precision target that a timing can meet."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -49,8 +51,14 @@ def free_memory(device: torch.device) -> None:
 
 
 def build_timed_model(spec: ModelSpec, opts: ProfileOptions) -> nn.Module:
-    """The model on the profile's device, with its weights and execution settings."""
+    """The model on the profile's device, with its weights and execution settings.
+
+    A built module is timed itself, or a copy of it when training steps are timed (they
+    change the weights).
+    """
     device = torch.device(opts.device)
+    if spec.module is not None and "train" in opts.modes:
+        spec = dataclasses.replace(spec, module=copy.deepcopy(spec.module))
     model = create_model(
         spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint
     )

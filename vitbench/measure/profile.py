@@ -1,7 +1,9 @@
 """`vitbench profile` as a library: sweep models over sizes and measure each point.
 
-For every model and every point of the sweep (image size x patch size x sequence length x batch
-size) one record is produced, and stored the moment its last timing round is in. Static costs
+A model is a name (any spec :func:`vitbench.zoo.resolve_name` takes) or a built ``nn.Module``,
+as fvcore and ptflops take it. For every model and every point of the sweep (image size x patch
+size x sequence length x batch size) one record is produced, and stored the moment its last
+timing round is in. Static costs
 (parameters, tokens, MACs) are counted on the meta device; latency, throughput, memory and
 utilization are measured on the chosen device, the latency in rounds interleaved across the
 sweep (:mod:`vitbench.measure.sweep`). The options live in :mod:`vitbench.measure.options`.
@@ -16,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from vitbench.device import resolve_device
 from vitbench.environment import device_name, environment
+from vitbench.errors import VitbenchError
 from vitbench.measure.machine import changes
 from vitbench.measure.options import METRICS, ProfileOptions
 from vitbench.measure.point import PeakCache
@@ -26,7 +30,7 @@ from vitbench.measure.scaling import fit_scaling
 from vitbench.measure.sweep import OnStep, Sweep
 from vitbench.measure.timing import set_threads
 from vitbench.store import Recorder, Store
-from vitbench.zoo import ModelSpec, with_checkpoint_spec
+from vitbench.zoo import ModelSpec, load_imports, resolve_name, with_checkpoint_spec
 
 __all__ = ["METRICS", "ProfileOptions", "ProfileRun", "profile"]
 
@@ -54,10 +58,62 @@ def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
         if seq is not None:
             kwargs["seq_len"] = seq
         spec = ModelSpec(
-            name, img_size=img, in_chans=opts.in_chans, num_classes=opts.num_classes, kwargs=kwargs
+            name,
+            img_size=img,
+            in_chans=opts.in_chans,
+            num_classes=opts.num_classes,
+            kwargs=kwargs,
+            input_size=opts.input_size,
         )
         # the meta-device count must build the shape the checkpoint's weights have
         yield with_checkpoint_spec(spec, opts.checkpoint)
+
+
+def model_specs(
+    models: Sequence[str | nn.Module], opts: ProfileOptions, model_name: str | None = None
+) -> list[ModelSpec]:
+    """Every spec of the sweep: a name's sizes, or a built module's one shape.
+
+    A built module is named ``model_name`` or by its class and keeps the shape and weights it
+    has: the options that would rebuild it are refused, and its input is its declared size or
+    ``input_size``.
+    """
+    modules = [m for m in models if isinstance(m, nn.Module)]
+    if modules:
+        _check_module_options(opts)
+    if model_name is not None and len(modules) != 1:
+        raise VitbenchError("model_name names a built module: give exactly one with it")
+    specs: list[ModelSpec] = []
+    for m in models:
+        if isinstance(m, nn.Module):
+            name = model_name or type(m).__name__
+            specs.append(ModelSpec(name, input_size=opts.input_size, module=m))
+        else:
+            specs.extend(sweep_specs(resolve_name(m), opts))
+    return specs
+
+
+def _check_module_options(opts: ProfileOptions) -> None:
+    """A built module cannot be rebuilt at other sizes or with other weights."""
+    rebuilds = [
+        name
+        for name, given in (
+            ("img_size", opts.img_sizes != (None,)),
+            ("patch_size", opts.patch_sizes != (None,)),
+            ("seq_len", opts.seq_lens != (None,)),
+            ("in_chans", opts.in_chans is not None),
+            ("num_classes", opts.num_classes is not None),
+            ("model_kwargs", bool(opts.model_kwargs)),
+            ("pretrained", opts.pretrained),
+            ("checkpoint", opts.checkpoint is not None),
+        )
+        if given
+    ]
+    if rebuilds:
+        raise VitbenchError(
+            f"a built module keeps its shape and weights: {', '.join(rebuilds)} apply to model "
+            "names (give input_size for its input)"
+        )
 
 
 def _configure_backends(device: torch.device, opts: ProfileOptions) -> None:
@@ -79,14 +135,18 @@ class ProfileRun:
 
 
 def profile(
-    models: Sequence[str],
+    models: Sequence[str | nn.Module],
     opts: ProfileOptions = ProfileOptions(),
     *,
     store: Store | None = None,
     on_step: OnStep | None = None,
     on_record: OnRecord | None = None,
+    model_name: str | None = None,
 ) -> ProfileRun:
-    """Profile resolved model names over the sweep; one row per model, shape and batch size.
+    """Profile models over the sweep; one row per model, shape and batch size.
+
+    ``models``: names (after the packages of ``opts.imports`` are imported) or built modules
+    (see :func:`model_specs`; ``model_name`` names a single one).
 
     Each row is numbered (``point``), stamped with the run id and the environment, stored in
     ``store`` in its own transaction as soon as it is measured, and then passed to
@@ -96,6 +156,8 @@ def profile(
     before each count and each timing, for progress displays.
     """
     opts.validate()
+    load_imports(opts.imports)
+    specs = model_specs(models, opts, model_name)
     opts = dataclasses.replace(opts, device=resolve_device(opts.device))
     device = torch.device(opts.device)
     threads = set_threads(opts.threads) if device.type == "cpu" else torch.get_num_threads()
@@ -118,7 +180,7 @@ def profile(
         "compiled": opts.compile,
     }
     sweep = Sweep(opts, how, PeakCache(opts, device), emit, on_step)
-    _run(sweep, [spec for name in models for spec in sweep_specs(name, opts)])
+    _run(sweep, specs)
     fits = recorder.write("profile_fit", _fits(records))
     return ProfileRun(recorder.run_id, records, fits, changes(sweep.readings))
 

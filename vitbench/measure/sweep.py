@@ -36,7 +36,7 @@ from vitbench.measure.point import (
 from vitbench.measure.rounds import EXTRA_ROUNDS, RoundStats, combine_rounds
 from vitbench.measure.timing import TimingStats
 from vitbench.measure.train_step import enable_grad_checkpointing
-from vitbench.zoo import ModelSpec, create_model, set_fused_attn
+from vitbench.zoo import ModelSpec, create_model, not_applied, set_fused_attn
 from vitbench.zoo.weights import check_fits, checkpoint_shapes
 
 #: (description, shapes done) -> None, before each count and each timing
@@ -236,8 +236,11 @@ def static_record(spec: ModelSpec, cost: ModelCost, opts: ProfileOptions) -> Row
         "seq_len": spec.kwargs.get("seq_len"),
         "model_kwargs": dict(spec.kwargs) or None,
         "tokens": cost.tokens,
+        "tokens_at": cost.tokens_at,
         "params": cost.params,
         "params_trainable": cost.params_trainable,
+        "weights": weights_of(spec, opts),
+        "not_applied": ", ".join(not_applied(spec)) or None,
     }
     if cost.macs is not None:
         rec.update(
@@ -249,6 +252,13 @@ def static_record(spec: ModelSpec, cost: ModelCost, opts: ProfileOptions) -> Row
         if opts.breakdown_depth and cost.count is not None:
             rec["macs_by_module"] = cost.count.module_breakdown(opts.breakdown_depth)
     return rec
+
+
+def weights_of(spec: ModelSpec, opts: ProfileOptions) -> str:
+    """Where a row's weights come from: random, pretrained, checkpoint or module (built)."""
+    if spec.module is not None:
+        return "module"
+    return "checkpoint" if opts.checkpoint else "pretrained" if opts.pretrained else "random"
 
 
 def shape_label(spec: ModelSpec) -> str:

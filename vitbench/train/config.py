@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vitbench.errors import VitbenchError
+from vitbench.errors import UnknownModelError, VitbenchError
+from vitbench.model_options import imports_option
 from vitbench.options import at_least, option, parse_kwargs
 from vitbench.precision import TRAIN_PRECISIONS, check_precision
 from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
@@ -21,16 +22,22 @@ if TYPE_CHECKING:
     from vitbench.zoo import ModelSpec
 
 _MODEL_HELP = (
-    f"Zoo model or alias (default: {DEFAULT_MODEL} shrunk to digits with "
+    "Model name or alias, torchvision:NAME, or a factory file.py:fn or package.module:fn "
+    f"(default: {DEFAULT_MODEL} shrunk to digits with "
     + ",".join(f"{k}={v}" for k, v in DEFAULT_MODEL_KWARGS.items())
     + ")."
 )
 
 
 def _resolve_model(name: str) -> str:
+    """The canonical name; a name not known yet is kept, for :meth:`TrainConfig.resolved` to
+    try again once the packages of ``imports`` are imported."""
     from vitbench.zoo import resolve_name
 
-    return resolve_name(name)
+    try:
+        return resolve_name(name)
+    except UnknownModelError:
+        return name
 
 
 @dataclass
@@ -58,7 +65,10 @@ class TrainConfig:
         help="Model keyword overrides, e.g. 'depth=6,embed_dim=96'.",
         parse=parse_kwargs,
     )
-    pretrained: bool = option(False, help="Start from timm's pretrained weights.")
+    imports: list[str] | None = imports_option()
+    pretrained: bool = option(
+        False, help="Start from published weights (timm's, or torchvision's when cached)."
+    )
     checkpoint: str | None = option(None, help="Start from these weights (safetensors/torch).")
     dropout: float | None = option(None, help="Dropout rate (the model's drop_rate).")
     drop_path: float | None = option(None, help="Stochastic depth rate (drop_path_rate).")
@@ -105,6 +115,14 @@ class TrainConfig:
             from vitbench.device import check_device
 
             check_device(self.device)
+
+    def resolved(self) -> TrainConfig:
+        """This config with the packages of ``imports`` imported and the model's name
+        canonical (an alias resolved); an unknown name is a one-line error."""
+        from vitbench.zoo import load_imports, resolve_name
+
+        load_imports(self.imports)
+        return dataclasses.replace(self, model=resolve_name(self.model))
 
     def _validate_data(self) -> None:
         """The dataset, where it is read from and the image shape."""

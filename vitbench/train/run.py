@@ -41,7 +41,7 @@ from vitbench.train.data import DataBundle, load_data
 from vitbench.train.engine import BatchHook, EpochStats, EvalStats, Step, evaluate, train_epoch
 from vitbench.train.metrics import most_confused
 from vitbench.train.recipe import build_loss, build_mixup, build_optimizer, build_scheduler
-from vitbench.zoo import ModelSpec, create_model
+from vitbench.zoo import ModelSpec, create_model, not_applied
 
 EpochHook = Callable[[dict[str, Any]], None]
 #: called once on rank 0 with the run id, when the run is claimed and about to train
@@ -214,6 +214,7 @@ def _run_record(run: _Run, macs: int | None, test: EvalStats) -> dict[str, Any]:
         "in_chans": data.in_chans,
         "num_classes": data.num_classes,
         "model_kwargs": dict(run.spec.kwargs),
+        "not_applied": ", ".join(not_applied(run.spec)) or None,
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -430,7 +431,8 @@ def train(
     with the config saved there, under the same run id, and ends as the uninterrupted run
     would have. ``run_id`` names a new run (default: a fresh id). A run that has finished, or
     that a live process is training, is refused. Hooks run on rank 0; ``on_start`` hears the
-    run id before the data is loaded, so an interrupted run can be resumed by it.
+    run id before the data is loaded, so an interrupted run can be resumed by it. The packages
+    of ``imports`` are imported before the model's name is resolved.
     """
     state = None
     if resume is not None:
@@ -438,6 +440,7 @@ def train(
         config, run_id = TrainConfig.from_dict(state.config), state.run_id
     cfg = config or TrainConfig()
     cfg.validate()
+    cfg = cfg.resolved()
     env = distributed.setup(cfg.device)
     threads = torch.get_num_threads()
     if cfg.threads is not None:

@@ -1,13 +1,16 @@
 """One place that turns a model spec into a ``torch.nn.Module``.
 
-A spec is a timm model name, one of our aliases (``ViT-B/16``), or a from-scratch model
-(``scratch_vit_tiny_patch16_224``), plus size overrides (``img_size``, ``in_chans``,
-``num_classes``) and architecture keyword overrides that timm understands
-(``patch_size=8,depth=6``).
+A spec is a timm model name, one of our aliases (``ViT-B/16``), a from-scratch model
+(``scratch_vit_tiny_patch16_224``), or a name from another source (``torchvision:vit_b_16``,
+``path/to/file.py:factory``, ``hf-hub:org/repo``: :mod:`vitbench.zoo.sources`), plus size
+overrides (``img_size``, ``in_chans``, ``num_classes``) and architecture keyword overrides
+(``patch_size=8,depth=6``). A spec may also carry a module built elsewhere, which it names
+but never builds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import functools
@@ -22,12 +25,12 @@ import torch
 from torch import nn
 
 from vitbench.errors import CheckpointError, UnknownModelError, VitbenchError
+from vitbench.zoo import sources
 from vitbench.zoo.aliases import alias_names, resolve_alias
 from vitbench.zoo.registry import get_factory, scratch_names
 from vitbench.zoo.weights import (
     SPEC_METADATA_KEY,
     check_fits,
-    check_pretrained_available,
     checkpoint_shapes,
     load_checkpoint,
     read_spec_metadata,
@@ -44,13 +47,20 @@ _SPEC_FIELDS = frozenset(("name", "img_size", "in_chans", "num_classes", "kwargs
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to build: a resolved name and the overrides that change its shape."""
+    """What to build: a resolved name and the overrides that change its shape.
+
+    ``input_size`` (C, H, W) is the input of a model that declares none (see
+    :func:`default_input_size`); ``module``, a module built elsewhere that the spec names:
+    :func:`create_model` hands it over (a copy on the meta device) instead of building one.
+    """
 
     name: str
     img_size: int | tuple[int, int] | None = None
     in_chans: int | None = None
     num_classes: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, int, int] | None = None
+    module: nn.Module | None = field(default=None, repr=False)
 
     def build_kwargs(self) -> dict[str, Any]:
         kw = dict(self.kwargs)
@@ -91,8 +101,8 @@ def with_checkpoint_spec(spec: ModelSpec, checkpoint: str | os.PathLike | None) 
     if stored.get("name") != spec.name:
         return spec
     img = stored.get("img_size")
-    return ModelSpec(
-        spec.name,
+    return dataclasses.replace(
+        spec,
         img_size=spec.img_size
         if spec.img_size is not None
         else (tuple(img) if isinstance(img, list) else img),
@@ -149,14 +159,22 @@ def _timm_names() -> list[str]:
 
 
 def known_names() -> list[str]:
-    """Every name a spec may use: timm models, our aliases and from-scratch models."""
-    return sorted(set(_timm_names()) | set(scratch_names()))
+    """Every name a spec may use: timm models, our from-scratch models and torchvision's
+    classifiers (``torchvision:NAME``); aliases, factories and hf-hub names aside."""
+    return sorted(set(_timm_names()) | set(scratch_names()) | set(sources.torchvision_names()))
 
 
 def resolve_name(name: str) -> str:
-    """Map an alias or exact name to the canonical model name, or raise with suggestions."""
+    """Map an alias or exact name to the canonical model name, or raise with suggestions.
+
+    torchvision, factory and hf-hub specs are checked and kept as written
+    (:func:`vitbench.zoo.sources.resolve_source`).
+    """
     if get_factory(name) is not None:
         return name
+    source = sources.resolve_source(name)
+    if source is not None:
+        return source
     import timm
 
     if timm.is_model(name):
@@ -188,12 +206,10 @@ def expand_names(patterns: Iterable[str]) -> list[str]:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Model names matching a glob (all when None)."""
-    names = known_names()
-    if pattern:
-        pats = [pattern] if any(ch in pattern for ch in "*?[") else [f"*{pattern}*"]
-        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in pats)]
-    return names
+    """Model names matching a glob, or containing a pattern without wildcards (all when None)."""
+    from vitbench.model_index import matching
+
+    return matching(known_names(), pattern)
 
 
 def create_model(
@@ -207,26 +223,38 @@ def create_model(
 
     Random init by default; ``checkpoint`` loads a local file as weights only, after its tensor
     shapes are checked against the model built on the meta device (so a file cannot make
-    vitbench allocate a model it does not fit); ``pretrained`` asks timm for published weights
-    (error at once when neither a cache nor a network has them).
+    vitbench allocate a model it does not fit); ``pretrained`` asks timm (or torchvision, or
+    the factory) for published weights (error at once when neither a cache nor a network has
+    them). A spec's built ``module`` is moved to ``device`` (copied to the meta device).
     """
     if isinstance(spec, str):
         spec = ModelSpec(resolve_name(spec))
-    spec = with_checkpoint_spec(spec, checkpoint)
     dev = torch.device(device)
+    if spec.module is not None:
+        return _built(spec.module, dev, pretrained or checkpoint is not None)
+    spec = with_checkpoint_spec(spec, checkpoint)
     factory = get_factory(spec.name)
     if (pretrained or checkpoint) and dev.type == "meta":
         raise VitbenchError("weights cannot be loaded on the meta device")
     if pretrained and factory is not None:
         raise VitbenchError(f"{spec.name} is a from-scratch model: it has no pretrained weights")
-    if pretrained:
-        check_pretrained_available(spec.name)
+    sources.check_available(spec.name, pretrained)
     if checkpoint is not None:
         check_fits(_build(spec, torch.device("meta")), checkpoint_shapes(checkpoint), checkpoint)
     model = _build(spec, dev, pretrained)
     if checkpoint is not None:
         load_checkpoint(model, Path(checkpoint))
     return model.eval()
+
+
+def _built(module: nn.Module, dev: torch.device, weights: bool) -> nn.Module:
+    """A module built elsewhere, on ``dev``: it has its weights, and none can be loaded."""
+    if weights:
+        raise VitbenchError(
+            "a built module carries its own weights; pretrained and checkpoint apply to a "
+            "model name"
+        )
+    return (sources.meta_copy(module) if dev.type == "meta" else module.to(dev)).eval()
 
 
 def _build(spec: ModelSpec, dev: torch.device, pretrained: bool = False) -> nn.Module:
@@ -248,10 +276,14 @@ def _build(spec: ModelSpec, dev: torch.device, pretrained: bool = False) -> nn.M
 
 
 def _construct(name: str, kwargs: dict[str, Any], pretrained: bool) -> nn.Module:
-    """Call our factory or timm's with ``kwargs`` (on the current default device)."""
+    """Call our factory, another source's or timm's with ``kwargs`` (on the current default
+    device)."""
     factory = get_factory(name)
     if factory is not None:
         return factory(**kwargs)
+    model = sources.construct(name, kwargs, pretrained)
+    if model is not None:
+        return model
     import timm
 
     try:
@@ -298,24 +330,44 @@ def _check_patch_fits(name: str, model: nn.Module) -> None:
 
 
 def default_input_size(model: nn.Module, spec: ModelSpec) -> tuple[int, int, int]:
-    """(channels, height, width) the model expects, from the spec or the model's config."""
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    chans = spec.in_chans or cfg.get("input_size", (3,))[0]
-    if spec.img_size is not None:
-        size = spec.img_size
-        hw = (size, size) if isinstance(size, int) else tuple(size)
+    """(channels, height, width) of one input: ``img_size`` and ``in_chans`` where the model
+    takes them, else ``input_size``, else what the model declares (timm's config, its patch
+    embedding, torchvision's image size, a factory's defaults); an error when nothing does."""
+    skipped = sources.not_applied(spec)
+    given = spec.input_size
+    declared = _declared(model, spec)
+    if spec.in_chans is not None and "in_chans" not in skipped:
+        chans = spec.in_chans
     else:
-        pe = getattr(model, "patch_embed", None)
-        img = getattr(pe, "img_size", None)
-        if img is not None:
-            hw = (img, img) if isinstance(img, int) else tuple(img)
-        elif "input_size" in cfg:
-            hw = tuple(cfg["input_size"][1:])
-        else:
-            hw = (224, 224)
-    if hasattr(model, "in_chans"):
-        chans = spec.in_chans or model.in_chans
+        chans = given[0] if given else declared.get("in_chans", 3)
+    if spec.img_size is not None and "img_size" not in skipped:
+        hw = sources.hw_pair(spec.img_size)
+    elif given:
+        hw = (given[1], given[2])
+    elif "img_size" in declared:
+        hw = sources.hw_pair(declared["img_size"])
+    else:
+        raise VitbenchError(
+            f"{spec.name} declares no input size: input_size (channels, height, width) is required"
+        )
     return (int(chans), int(hw[0]), int(hw[1]))
+
+
+def _declared(model: nn.Module, spec: ModelSpec) -> dict[str, Any]:
+    """``img_size`` and ``in_chans`` as the built model says, else as its source declares."""
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    out = dict(sources.declared_defaults(spec.name)) if spec.module is None else {}
+    if "input_size" in cfg:
+        out.update(in_chans=cfg["input_size"][0], img_size=tuple(cfg["input_size"][1:]))
+    for attr in ("image_size", "img_size"):  # torchvision's ViT; hand-written models
+        if isinstance(getattr(model, attr, None), (int, tuple)):
+            out["img_size"] = getattr(model, attr)
+    img = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if img is not None:
+        out["img_size"] = img
+    if isinstance(getattr(model, "in_chans", None), int):
+        out["in_chans"] = model.in_chans
+    return out
 
 
 def set_fused_attn(model: nn.Module, fused: bool | None) -> bool | None:

@@ -167,22 +167,27 @@ def check_pretrained_available(timm_name: str) -> None:
             return
         raise VitbenchError(f"pretrained weights file for {timm_name} not found: {cfg.file}")
     if cfg.hf_hub_id:
-        from huggingface_hub import constants, try_to_load_from_cache
-
         repo = cfg.hf_hub_id.split("@")[0]
-        for fname in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"):
-            hit = try_to_load_from_cache(repo, fname)
-            if isinstance(hit, str):
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # use the cache, no retries
-                return
-        if not _hub_reachable():
-            raise VitbenchError(
-                f"no pretrained weights for {timm_name} in the hub cache "
-                f"({constants.HF_HUB_CACHE}, repo {repo}) and the hub is unreachable; "
-                "download them where there is a network, or give a checkpoint file"
-            )
+        files = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin")
+        check_hub_files(repo, files, f"pretrained weights for {timm_name}")
         return
     if not _hub_reachable():
         raise VitbenchError(
             f"pretrained weights for {timm_name} come from {cfg.url} and there is no network"
+        )
+
+
+def check_hub_files(repo: str, files: tuple[str, ...], what: str) -> None:
+    """One of ``files`` of hub ``repo`` in the cache (then the hub is used offline, without
+    retries), or a hub to fetch it from; else a one-line error naming the cache."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if any(isinstance(try_to_load_from_cache(repo, f), str) for f in files):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        constants.HF_HUB_OFFLINE = True  # read at import: the variable alone comes too late
+        return
+    if not _hub_reachable():
+        raise VitbenchError(
+            f"{what} not in the hub cache ({constants.HF_HUB_CACHE}, repo {repo}) and the hub "
+            "is unreachable; download the repo where there is a network"
         )
