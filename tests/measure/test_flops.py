@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vitbench.measure.closed_form import ViTShape, vit_macs, vit_macs_terms, vit_params
-from vitbench.measure.flops import count_macs
+from vitbench.measure.flops import count_macs, count_train_macs
 from vitbench.measure.model_cost import count_model
 from vitbench.reference import BENCHMARK_TABLE, published_for
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn
@@ -94,7 +94,16 @@ SMALL = [
 ]
 
 
-@pytest.mark.parametrize("spec", SMALL, ids=lambda s: s.name)
+#: families that pool with nn.AdaptiveAvgPool2d (a mean below it) and use hardswish (LeViT)
+POOLED = [
+    _small("mobilevit_xxs", img_size=64),
+    _small("levit_128s", img_size=64),
+    _small("coatnet_0_rw_224", img_size=64, depths=(1, 1, 1, 1)),
+    _small("maxvit_tiny_tf_224", img_size=64, depths=(1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("spec", SMALL + POOLED, ids=lambda s: s.name)
 def test_count_agrees_with_fvcore_with_fused_attention_off(spec: ModelSpec) -> None:
     """fvcore is the reference for the convention; it needs the unfused (explicit) attention."""
     from fvcore.nn import FlopCountAnalysis
@@ -135,6 +144,37 @@ def test_fused_attention_kernel_is_counted_on_cpu() -> None:
     set_fused_attn(model, True)
     result = count_macs(model, (torch.randn(1, 3, 64, 64),))
     assert result.by_op.get("_scaled_dot_product_flash_attention_for_cpu", 0) > 0
+
+
+class PoolsAndHardswish(nn.Module):
+    """Convolution, hardswish and hardsigmoid, a global and a 3 x 3 adaptive average pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.pool = nn.AdaptiveAvgPool2d(1)  # torch runs it as a mean over H and W
+        self.fc = nn.Linear(8 + 8 * 9, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 5)
+        x = nn.functional.hardsigmoid(self.act(self.conv(x)))
+        grid = nn.functional.adaptive_avg_pool2d(x, 3)
+        return self.fc(torch.cat([self.pool(x).flatten(1), grid.flatten(1)], 1))
+
+
+def test_pooling_and_activations_follow_fvcore() -> None:
+    """fvcore counts adaptive average pooling 1 per input element and activations zero."""
+    from fvcore.nn import FlopCountAnalysis
+
+    model, x = PoolsAndHardswish(), torch.randn(2, 3, 10, 10)
+    ref = FlopCountAnalysis(model, x)
+    ref.unsupported_ops_warnings(False)
+    ours = count_macs(model, (x,))
+    assert ours.macs == ref.total()
+    assert ours.by_op["adaptive_avg_pool2d"] == ref.by_operator()["adaptive_avg_pool2d"]
+    assert ours.uncounted == {}
+    step = count_train_macs(model, (x,), lambda out: out.sum())
+    assert step.uncounted == {}
 
 
 def test_uncounted_operator_is_reported() -> None:

@@ -3,9 +3,11 @@
 Convention (the one fvcore and timm's ``infer_gmacs`` column use): one multiply-add counts
 once. Matrix products, convolutions and attention are counted from their shapes; layer, group,
 batch and instance norms count 5 operations per element with an affine transform and 4 without
-(fvcore's rule); element-wise operations, softmax, activations, reductions and data movement
-count zero. The counter is a ``TorchDispatchMode``, so it sees what actually runs: fused
-attention kernels (``aten._scaled_dot_product_*``, which plain fvcore skips) are counted as
+(fvcore's rule); adaptive average pooling 1 per input element (fvcore's rule; counted where
+``adaptive_avg_pool2d`` is called, since torch runs a global pool as a ``mean``); element-wise
+operations, softmax, activations, reductions and data movement count zero. The counter is a
+``TorchDispatchMode``, so it sees what actually runs: fused attention kernels
+(``aten._scaled_dot_product_*``, which plain fvcore skips) are counted as
 ``batch x heads x Nq x Nk x (Dqk + Dv)``, the same as the two explicit matrix products they
 replace. It works on the meta device, so a model's cost is known without its weights in memory.
 
@@ -31,6 +33,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -183,10 +187,6 @@ def _upsample_backward(ops_per_output: int) -> Handle:
     return handle
 
 
-def _adaptive_avg_pool(inputs: Sequence[Any], outputs: Sequence[Any]) -> tuple[int, int]:
-    return _numel(inputs[0]), 0  # fvcore: one op per input element
-
-
 def _adaptive_avg_pool_backward(inputs: Sequence[Any], outputs: Sequence[Any]) -> tuple[int, int]:
     return _numel(inputs[1]), 0  # (grad_output, self): one op per element of the forward input
 
@@ -227,7 +227,6 @@ HANDLES: dict[Any, Handle] = {
     aten.upsample_bilinear2d: _upsample(4),
     aten.upsample_nearest2d_backward: _upsample_backward(1),
     aten.upsample_bilinear2d_backward: _upsample_backward(4),
-    aten._adaptive_avg_pool2d: _adaptive_avg_pool,
     aten._adaptive_avg_pool2d_backward: _adaptive_avg_pool_backward,
     **{p: _sdpa() for p in _packets(*(f"_scaled_dot_product_{k}" for k in _SDPA))},
     **{
@@ -244,30 +243,36 @@ HANDLES: dict[Any, Handle] = {
 
 #: Operators that cost zero MACs by convention: element-wise arithmetic and activations,
 #: softmax, reductions, comparisons, indexing, creation and data movement.
+#: ``_adaptive_avg_pool2d`` is here because pooling is counted where it is called
+#: (:class:`_PooledAtCall`).
 ZERO_COST: frozenset[str] = frozenset(
     """
-    _local_scalar_dense _log_softmax _reshape_alias _safe_softmax _softmax _to_copy
-    _unsafe_view abs add add_ addcmul alias all amax amin any arange argmax argmin
-    as_strided avg_pool2d bernoulli_ bitwise_and bitwise_not bitwise_or cat ceil clamp
-    clamp_min clone constant_pad_nd contiguous copy copy_ cos cumsum detach div div_ dropout
-    embedding empty empty_like empty_strided eq erf exp expand expand_as fill fill_ flip
-    floor full full_like gather ge gelu gelu_ gt hardtanh index index_put index_put_
-    index_select isinf isnan le lift_fresh linspace log log_softmax logical_and logical_not
-    logical_or lt masked_fill masked_fill_ max max_pool2d_with_indices maximum mean min
-    minimum mul mul_ narrow native_dropout ne neg new_empty new_empty_strided new_full
-    new_ones new_zeros normal_ ones ones_like permute pow rand rand_like randint randint_like
-    randn randn_like randperm reciprocal relu relu_ remainder repeat roll round rsqrt rsub
-    scalar_tensor scatter select sigmoid sign silu silu_ sin slice softmax sort split
-    split_with_sizes sqrt squeeze stack std sub sub_ sum t tanh to topk transpose tril triu
-    trunc unbind unfold uniform_ unsqueeze var var_mean view where zero_ zeros zeros_like
+    _adaptive_avg_pool2d _local_scalar_dense _log_softmax _reshape_alias _safe_softmax
+    _softmax _to_copy _unsafe_view abs add add_ addcmul alias all amax amin any arange
+    argmax argmin as_strided as_strided_ avg_pool2d bernoulli_ bitwise_and bitwise_not
+    bitwise_or cat ceil clamp clamp_min clone constant_pad_nd contiguous copy copy_ cos
+    cumsum detach div div_ dropout embedding empty empty_like empty_strided eq erf exp
+    expand expand_as fill fill_ flip floor full full_like gather ge gelu gelu_ gt
+    hardsigmoid hardsigmoid_ hardswish hardswish_ hardtanh hardtanh_ index index_put
+    index_put_ index_select isinf isnan le leaky_relu leaky_relu_ lift_fresh
+    linalg_vector_norm linspace log log_softmax logical_and logical_not logical_or lt
+    masked_fill masked_fill_ max max_pool2d_with_indices maximum mean min minimum mish mish_
+    mul mul_ narrow native_dropout ne neg new_empty new_empty_strided new_full new_ones
+    new_zeros normal_ ones ones_like permute pow rand rand_like randint randint_like randn
+    randn_like randperm reciprocal relu relu_ remainder repeat roll round rsqrt rsub
+    scalar_tensor scatter select sigmoid sigmoid_ sign silu silu_ sin slice softmax softplus
+    sort split split_with_sizes sqrt squeeze stack std sub sub_ sum t tanh to topk transpose
+    tril triu trunc unbind unfold uniform_ unsqueeze var var_mean view where zero_ zeros
+    zeros_like
     """.split()
     # the backward operators of those and of the loss (cross-entropy), zero by the same rule
     + """
     _log_softmax_backward_data _softmax_backward_data avg_pool2d_backward
-    embedding_dense_backward gelu_backward hardtanh_backward index_add
-    max_pool2d_with_indices_backward native_dropout_backward nll_loss2d_backward
-    nll_loss2d_forward nll_loss_backward nll_loss_forward scatter_add select_backward
-    sigmoid_backward silu_backward slice_backward tanh_backward threshold_backward
+    embedding_dense_backward gelu_backward hardsigmoid_backward hardswish_backward
+    hardtanh_backward index_add leaky_relu_backward max_pool2d_with_indices_backward
+    mish_backward native_dropout_backward nll_loss2d_backward nll_loss2d_forward
+    nll_loss_backward nll_loss_forward scatter_add select_backward sigmoid_backward
+    silu_backward slice_backward softplus_backward tanh_backward threshold_backward
     unfold_backward
     """.split()
 )
@@ -278,7 +283,8 @@ def _op_name(func: Any) -> str:
 
 
 class MacCounter(TorchDispatchMode):
-    """Dispatch mode that adds up MACs and activations per operator and per module.
+    """Dispatch mode that adds up MACs and activations per operator and per module; entering it
+    also enters :class:`_PooledAtCall`, which counts adaptive pooling where it is called.
 
     ``module_stack`` holds the names of the modules whose forward is running, kept by
     :func:`_track_modules`; MACs counted while it is not empty also go to ``in_modules``.
@@ -294,22 +300,35 @@ class MacCounter(TorchDispatchMode):
         self.by_module: defaultdict[str, int] = defaultdict(int)
         self.module_stack = [] if module_stack is None else module_stack
 
+    def __enter__(self) -> MacCounter:
+        self._calls = _PooledAtCall(self).__enter__()  # entered first, left last
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._calls.__exit__(*exc)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         handle = HANDLES.get(func.overloadpacket)
         if handle is not None:
             outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
-            macs, acts = handle(list(args), outputs)
-            self.macs += macs
-            self.activations += acts
-            self.by_op[_op_name(func)] += macs
-            self.in_modules += macs if self.module_stack else 0
-            for name in dict.fromkeys(self.module_stack):  # each enclosing module once
-                self.by_module[name] += macs
+            self.add(_op_name(func), *handle(list(args), outputs))
         elif _op_name(func) not in ZERO_COST:
             self.uncounted[_op_name(func)] += 1
         return out
+
+    def add(self, op: str, macs: int, activations: int) -> None:
+        """Count one operator call, in the total and in every module running it."""
+        self.macs += macs
+        self.activations += activations
+        self.by_op[op] += macs
+        self.in_modules += macs if self.module_stack else 0
+        for name in dict.fromkeys(self.module_stack):  # each enclosing module once
+            self.by_module[name] += macs
 
     def result(self) -> MacCount:
         return MacCount(
@@ -319,6 +338,26 @@ class MacCounter(TorchDispatchMode):
             by_module=dict(self.by_module),
             uncounted=dict(self.uncounted),
         )
+
+
+#: adaptive average pooling as code calls it (``nn.AdaptiveAvgPool2d`` calls the first)
+_ADAPTIVE_AVG_POOL_2D = (F.adaptive_avg_pool2d, torch._C._nn.adaptive_avg_pool2d)
+
+
+class _PooledAtCall(TorchFunctionMode):
+    """Counts ``adaptive_avg_pool2d`` where it is called, 1 per input element, as fvcore's
+    handle for ``aten::adaptive_avg_pool2d`` does. Below the call torch runs a global pool (output
+    1 x 1) as a ``mean``, a reduction the dispatcher cannot tell from others, and other sizes as
+    ``_adaptive_avg_pool2d``; both count zero there."""
+
+    def __init__(self, counter: MacCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _ADAPTIVE_AVG_POOL_2D:  # (B, C, H, W) or (C, H, W) in
+            self.counter.add("adaptive_avg_pool2d", _numel(args[0]), 0)
+        return func(*args, **(kwargs or {}))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from torch import nn
 
 from vitbench.measure.flops import MacCount, TrainMacCount, count_macs, count_train_macs
 from vitbench.measure.params import count_params
+from vitbench.measure.tokens import TokenReader
 from vitbench.zoo import ModelSpec, create_model, default_input_size
 
 
@@ -22,7 +23,8 @@ from vitbench.zoo import ModelSpec, create_model, default_input_size
 class ModelCost:
     params: int
     params_trainable: int
-    tokens: int | None  # sequence length entering the first transformer block
+    tokens: int | None  # token positions entering the first attention layer (see flops.md)
+    tokens_at: str | None  # the module they were read at, e.g. "stages.0.blocks.0.attn"
     input_size: tuple[int, ...]  # per-sample input shape, e.g. (3, 224, 224) or (seq_len,)
     macs: int | None = None  # for the whole batch
     activations: int | None = None
@@ -52,26 +54,6 @@ def example_inputs(
     return inputs
 
 
-def _first_block(model: nn.Module) -> nn.Module | None:
-    for _name, module in model.named_modules():
-        if type(module).__name__.endswith("Block"):
-            return module
-    return None
-
-
-def _tokens_of(x: object) -> int | None:
-    """Tokens in a block input: (B, N, C) -> N; (B, H, W, C) -> H*W; lists add up (CrossViT)."""
-    if isinstance(x, (list, tuple)):
-        parts = [_tokens_of(t) for t in x]
-        return sum(p for p in parts if p) or None
-    if isinstance(x, torch.Tensor):
-        if x.dim() == 3:
-            return int(x.shape[1])
-        if x.dim() == 4:
-            return int(x.shape[1] * x.shape[2])
-    return None
-
-
 def count_model(
     spec: ModelSpec,
     *,
@@ -93,13 +75,7 @@ def count_model(
         model = create_model(spec, device=device)
     params, trainable = count_params(model)
     inputs = example_inputs(model, spec, batch_size, device)
-    seen: dict[str, int | None] = {}
-    block = _first_block(model)
-
-    def grab(_mod: nn.Module, args: tuple) -> None:
-        seen.setdefault("tokens", _tokens_of(args[0] if len(args) == 1 else list(args)))
-
-    hook = block.register_forward_pre_hook(grab) if block is not None else None
+    reader = TokenReader(model, batch_size)
     try:
         count = count_macs(model, inputs) if macs else None
         step = _count_train_step(model, inputs) if train else None
@@ -107,12 +83,13 @@ def count_model(
             with torch.no_grad():
                 model(*inputs)
     finally:
-        if hook is not None:
-            hook.remove()
+        reader.remove()
+    tokens, tokens_at = reader.tokens(model)
     return ModelCost(
         params=params,
         params_trainable=trainable,
-        tokens=seen.get("tokens") or _tokens_from_attributes(model),
+        tokens=tokens,
+        tokens_at=tokens_at,
         input_size=tuple(inputs[0].shape[1:]),
         macs=count.macs if count else None,
         activations=count.activations if count else None,
@@ -121,14 +98,6 @@ def count_model(
         train_macs=step.macs // batch_size if step else None,
         train=step,
     )
-
-
-def _tokens_from_attributes(model: nn.Module) -> int | None:
-    """Patches plus prefix tokens, as timm's attributes say, when no block was seen."""
-    tokens = getattr(getattr(model, "patch_embed", None), "num_patches", None)
-    if tokens is None:
-        return None
-    return tokens + getattr(model, "num_prefix_tokens", 0)
 
 
 def _count_train_step(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> TrainMacCount:
