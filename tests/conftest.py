@@ -8,6 +8,10 @@ from collections.abc import Iterator
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the hub
+if "VITBENCH_CACHE_DIR" not in os.environ:  # the model-name cache, apart from the user's
+    import tempfile
+
+    os.environ["VITBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="vitbench-cache-")
 
 import pytest
 from pg_server import PostgresServer, skip_reason

@@ -150,7 +150,7 @@ def test_an_unusable_store_fails_before_anything_is_built(capsys, tmp_path, wher
 
 
 def test_models_lists_aliases_and_counts(capsys) -> None:
-    code, out, err = run(capsys, "models", "deit_base_distilled*", "--format", "json")
+    code, out, err = run(capsys, "models", "deit_base_distilled*", "--count", "--format", "json")
     assert code == 0, err
     row = json.loads(out.splitlines()[0])
     assert row["model"] == "deit_base_distilled_patch16_224"
