@@ -1,8 +1,11 @@
 """Which heads matter: mask one head at a time, or read the gradient of a gate on each head.
 
 In these models the heads' outputs are concatenated, head after head, before the output
-projection, so a forward pre-hook on the projection that scales each head's slice by a gate
-acts on exactly one head: gate 0 masks it, gate 1 leaves it be.
+projection, so scaling the projection's input columns of one head by a gate acts on exactly
+that head: gate 0 masks it, gate 1 leaves it be. The gate is put on the projection's weight
+(``W[:, head h] * g_h``, a parametrization), not on its input, so it acts also where the model
+applies the projection as a function of its weight (``nn.MultiheadAttention`` and torchvision's
+Swin call ``F.linear(x, proj.weight)``): ``x (W g)^T = (x g) W^T``.
 
 * Masking: the change in loss and in accuracy on a labelled set when one head is masked.
 * Gate gradient (Michel, Levy and Neubig 2019, "Are Sixteen Heads Really Better than One?"):
@@ -18,56 +21,74 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from vitbench.attention.extract import AttentionLayer
 from vitbench.errors import VitbenchError
 
-_PROJECTION_NAMES = ("proj", "out_proj", "o_proj")
+_PROJECTION_NAMES = ("proj", "out_proj", "o_proj", "merge")
 
 
 def output_projection(layer: AttentionLayer) -> nn.Linear:
-    """The linear layer that mixes the concatenated heads of an attention module."""
+    """The linear layer that mixes the concatenated heads of an attention module (the first
+    linear layer of a projection that is a sequence, as LeViT's activation then linear)."""
     for name in _PROJECTION_NAMES:
         proj = getattr(layer.module, name, None)
+        if isinstance(proj, nn.Module) and not isinstance(proj, nn.Linear):
+            proj = next((m for m in proj.modules() if isinstance(m, nn.Linear)), None)
         if isinstance(proj, nn.Linear) and proj.in_features % layer.num_heads == 0:
             return proj
     raise VitbenchError(
         f"cannot gate the heads of {layer.name} ({type(layer.module).__name__}): no output "
-        f"projection named {' or '.join(_PROJECTION_NAMES)}"
+        f"projection named {' or '.join(_PROJECTION_NAMES)}; use importance none"
     )
 
 
+class _ColumnGate(nn.Module):
+    """weight (out, heads * head_dim) -> the weight with head h's input columns times gate[h]."""
+
+    def __init__(self, gate: torch.Tensor) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        heads = self.gate.numel()
+        split = weight.unflatten(-1, (heads, weight.shape[-1] // heads))  # (out, heads, dim)
+        return (split * self.gate.to(weight.dtype)[:, None]).flatten(-2)
+
+
 class HeadGates:
-    """Context manager: scales each head's input slice of the output projection by a gate.
+    """Context manager: scales each head's input columns of the output projection by a gate.
 
     ``gates[i]`` is a (heads,) tensor for ``layers[i]``; set values to mask heads, or make them
-    require grad to read the gradient of the loss with respect to each head.
+    require grad to read the gradient of the loss with respect to each head. Leaving restores
+    the projections' own weight parameters.
     """
 
     def __init__(self, layers: Sequence[AttentionLayer], requires_grad: bool = False) -> None:
         self.layers = list(layers)
         self.projections = [output_projection(layer) for layer in self.layers]
         self.gates = [
-            torch.ones(layer.num_heads, device=proj.weight.device, requires_grad=requires_grad)
+            torch.ones(
+                layer.num_heads,
+                dtype=proj.weight.dtype,
+                device=proj.weight.device,
+                requires_grad=requires_grad,
+            )
             for layer, proj in zip(self.layers, self.projections, strict=True)
         ]
-        self._handles: list = []
+        self._gated: list[nn.Linear] = []
 
     def __enter__(self) -> HeadGates:
-        for gate, layer, proj in zip(self.gates, self.layers, self.projections, strict=True):
-
-            def pre_hook(_proj, args, gate=gate, heads=layer.num_heads):
-                x = args[0]  # (..., heads * head_dim), heads concatenated head after head
-                split = x.unflatten(-1, (heads, x.shape[-1] // heads))
-                return ((split * gate.to(x.dtype)[:, None]).flatten(-2),)
-
-            self._handles.append(proj.register_forward_pre_hook(pre_hook))
+        for gate, proj in zip(self.gates, self.projections, strict=True):
+            parametrize.register_parametrization(proj, "weight", _ColumnGate(gate), unsafe=True)
+            self._gated.append(proj)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        for proj in self._gated:
+            parametrize.remove_parametrizations(proj, "weight", leave_parametrized=False)
+        self._gated.clear()
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from vitbench.attention.entropy import (
 )
 from vitbench.attention.extract import AttentionLayer
 from vitbench.attention.geometry import TokenLayout
+from vitbench.errors import VitbenchError
 
 #: bins of the attention-by-distance profile, over [0, image diagonal]
 DISTANCE_BINS = 8
@@ -48,7 +49,12 @@ class LayerStats:
         self.sums[name] = self.sums[name] + value if name in self.sums else value
 
     def add(self, weights: torch.Tensor) -> None:
-        """Fold in one batch of weights, (B, H, Nq, Nk)."""
+        """Fold in one batch of weights, (B, H, Nq, Nk): B batch rows (images, or windows)."""
+        if weights.ndim != 4:
+            raise VitbenchError(
+                f"attention weights of {self.layer.name} have shape {tuple(weights.shape)}; "
+                "expected (batch rows, heads, queries, keys)"
+            )
         b, _h, nq, nk = weights.shape
         self.n_queries, self.n_keys = nq, nk
         self.rows += b * nq
