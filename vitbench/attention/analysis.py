@@ -30,7 +30,7 @@ from torch import nn
 
 from vitbench.attention.clusters import cluster_heads, head_features
 from vitbench.attention.extract import AttentionExtractor, AttentionLayer
-from vitbench.attention.geometry import layout_for
+from vitbench.attention.geometry import Placement, place_tokens
 from vitbench.attention.images import (
     ImageBatch,
     ImageSource,
@@ -51,7 +51,7 @@ from vitbench.attention.stats import LayerStats
 from vitbench.environment import environment
 from vitbench.errors import VitbenchError
 from vitbench.store import Recorder, Store
-from vitbench.zoo import ModelSpec, create_model, default_input_size, resolve_name
+from vitbench.zoo import ModelSpec, create_model, default_input_size, load_imports, resolve_name
 
 #: (images done, images in all, phase) -> None
 OnProgress = Callable[[int, int, str], None]
@@ -84,11 +84,13 @@ def analyze_attention(
 ) -> AttentionAnalysis:
     """Analyse a model's attention heads on images (digits by default); one record per head.
 
-    ``model``: a name (timm, alias or ``scratch_*``), a :class:`ModelSpec` or a built module.
-    A name or spec is built with the options' sizes and weights; they fill what a spec leaves
-    unset, and one that contradicts it is an error. A built module keeps its weights and shape:
-    ``pretrained``, ``checkpoint``, ``num_classes`` and ``model_kwargs`` are errors for it,
-    while ``img_size`` sets the size its images are scaled to. Records are stamped with a
+    ``model``: a name (timm, alias, ``scratch_*``, ``torchvision:NAME``, a factory
+    ``file.py:fn``; packages in ``imports`` are imported first), a :class:`ModelSpec` or a built
+    module. A name or spec is built with the options' sizes and weights; they fill what a spec
+    leaves unset, and one that contradicts it is an error. A built module keeps its weights and
+    shape: ``pretrained``, ``checkpoint``, ``num_classes`` and ``model_kwargs`` are errors for
+    it, while ``img_size`` (else ``input_size``, for a module that declares no size) sets the
+    size its images are scaled to. Records are stamped with a
     run id and the environment. The figures are drawn into ``plots_dir``, by default
     ``<store artifacts>/plots/<run id>/`` (none without a store). With a store, the rollout
     figure and then the rows are stored (see the module's doc).
@@ -143,14 +145,28 @@ def _build(
     if isinstance(model, nn.Module):
         _refuse_for_module(opts)
         name = model_name or type(model).__name__
-        size = default_input_size(model, ModelSpec(name, img_size=opts.img_size))
+        spec = ModelSpec(name, img_size=opts.img_size, input_size=opts.input_size, module=model)
+        size = default_input_size(model, spec)
         return _Subject(model.eval().to(device), name, size, "module")
     spec = _model_spec(model, opts)
-    net = create_model(spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint)
+    with _seeded(opts.seed, device):
+        net = create_model(
+            spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint
+        )
     checkpoint = None if opts.checkpoint is None else str(opts.checkpoint)
     weights = "checkpoint" if checkpoint else "pretrained" if opts.pretrained else "random"
     size = default_input_size(net, spec)
     return _Subject(net.to(device), model_name or spec.name, size, weights, checkpoint)
+
+
+@contextmanager
+def _seeded(seed: int, device: str) -> Iterator[None]:
+    """torch's random streams (the CPU's, and ``device``'s when it is a GPU) start from
+    ``seed`` inside, and are the caller's again after."""
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
+        torch.manual_seed(seed)
+        yield
 
 
 def _model_spec(model: str | ModelSpec, opts: AttentionOptions) -> ModelSpec:
@@ -158,6 +174,7 @@ def _model_spec(model: str | ModelSpec, opts: AttentionOptions) -> ModelSpec:
 
     An option that a given spec also sets, to another value, is refused.
     """
+    load_imports(opts.imports)
     spec = ModelSpec(resolve_name(model)) if isinstance(model, str) else model
     for key in ("img_size", "num_classes"):
         mine, its = getattr(opts, key), getattr(spec, key)
@@ -173,6 +190,7 @@ def _model_spec(model: str | ModelSpec, opts: AttentionOptions) -> ModelSpec:
         img_size=opts.img_size if spec.img_size is None else spec.img_size,
         num_classes=opts.num_classes if spec.num_classes is None else spec.num_classes,
         kwargs={**opts.model_kwargs, **spec.kwargs},
+        input_size=spec.input_size or opts.input_size,
     )
 
 
@@ -200,8 +218,11 @@ class _AttentionPass:
         self.subject, self.opts, self.device = subject, opts, device
         self.diagonal = math.hypot(*subject.hw)  # px
         self.stats: dict[int, LayerStats] = {}  # by layer index
+        self.placements: dict[int, Placement] = {}  # by layer index: token positions, or why not
+        self.batch_images = 0  # images in the batch being run
         self.rollout = _RolloutState(opts.fusion, opts.discard_ratio, opts.n_overlays)
-        self.extractor = AttentionExtractor(subject.net, self._on_attention, subject.name)
+        probe = torch.zeros(1, *subject.input_size, device=device)  # finds the call layers
+        self.extractor = AttentionExtractor(subject.net, self._on_attention, subject.name, probe)
         self.layers = self.extractor.layers
         want_grad = opts.gradient_importance
         self.gates = HeadGates(self.layers, requires_grad=True) if want_grad else None
@@ -217,7 +238,8 @@ class _AttentionPass:
         mean, std = normalisation(net)
         size = self.subject.input_size
         with _frozen(net), self.extractor:
-            for batch in image_batches(source, total, opts.batch_size, size, mean, std):
+            batches = image_batches(source, total, opts.batch_size, size, mean, std, opts.seed)
+            for batch in batches:
                 self._batch(batch)
                 if on_progress:
                     on_progress(self.done, total, "attention")
@@ -228,14 +250,17 @@ class _AttentionPass:
         """Fold one layer's (B, heads, Nq, Nk) weights into its sums and into the rollout."""
         if layer.index not in self.stats:
             nq, nk = weights.shape[-2], weights.shape[-1]
-            layout = layout_for(self.subject.net, layer.name, self.subject.hw, nq, nk)
+            per_image = weights.shape[0] // self.batch_images  # windows or partitions per image
+            place = place_tokens(self.subject.net, layer.name, self.subject.hw, nq, nk, per_image)
+            self.placements[layer.index] = place
             renormalise = self.opts.renormalise
-            self.stats[layer.index] = LayerStats(layer, layout, self.diagonal, renormalise)
+            self.stats[layer.index] = LayerStats(layer, place.layout, self.diagonal, renormalise)
         self.stats[layer.index].add(weights)
         self.rollout.add(self.stats[layer.index], weights)
 
     def _batch(self, batch: ImageBatch) -> None:
         x = batch.x.to(self.device)  # (B, C, H, W)
+        self.batch_images = len(x)
         self.rollout.start_batch(batch.pixels, self.done)
         gates = self.gates if self.gates is not None else nullcontext()
         with torch.set_grad_enabled(self.gates is not None), gates:
@@ -355,6 +380,8 @@ def _describe(
             rollout_fusion=opts.fusion,
             discard_ratio=opts.discard_ratio,
             device=str(run.device),
+            seed=opts.seed,
+            token_positions=run.placements[rec["layer"]].summary,
         )
     lead = ("model", "layer", "head")
     return [
@@ -367,7 +394,8 @@ def _notes(run: _AttentionPass) -> list[str]:
     """What could not be measured, and why."""
     stats = list(run.stats.values())
     notes = [
-        f"{s.layer.name}: no patch positions known, distances left empty"
+        f"{s.layer.name}: no patch positions known "
+        f"({run.placements[s.layer.index].reason}), distances left empty"
         for s in stats
         if s.layout is None
     ]

@@ -82,15 +82,16 @@ def _read_file(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
-def _sample_crops(n: int) -> Iterator[torch.Tensor]:
-    """The two sample photographs whole, then square crops of them at seeded random places."""
+def _sample_crops(n: int, seed: int) -> Iterator[torch.Tensor]:
+    """The two sample photographs whole, then square crops of them at random places that
+    ``seed`` fixes."""
     from sklearn.datasets import load_sample_images
 
     photos = [
         torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255
         for im in load_sample_images().images
     ]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i in range(n):
         photo = photos[i % len(photos)]
         if i < len(photos):
@@ -126,10 +127,12 @@ def image_batches(
     input_size: tuple[int, int, int],
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
+    seed: int = 0,
 ) -> Iterator[ImageBatch]:
     """Batches of up to ``batch_size`` images from ``source``, as the model takes them.
 
-    input_size: (channels, H, W); one channel takes the mean of the RGB channels.
+    input_size: (channels, H, W); one channel takes the mean of the RGB channels. ``seed``
+    places the crops of the sample photographs.
     """
     if n_images < 1 or batch_size < 1:
         raise VitbenchError("the number of images and the batch size must be positive")
@@ -140,7 +143,7 @@ def image_batches(
             raise DataError("an image source of files needs a path")
         images: Iterator[torch.Tensor] = map(_read_file, image_files(source.path)[:n_images])
     elif source.kind == "sample":
-        images = _sample_crops(n_images)
+        images = _sample_crops(n_images, seed)
     elif source.kind == "digits":
         digit_images, labels = _digits(n_images)
         images = iter(digit_images)

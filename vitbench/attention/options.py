@@ -12,6 +12,7 @@ from typing import Any
 
 from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
+from vitbench.model_options import check_input_size, imports_option, input_size_option
 from vitbench.options import at_least, one_of, option, parse_kwargs
 
 #: how rollout fuses the heads of a layer (Abnar & Zuidema use the mean)
@@ -42,6 +43,8 @@ class AttentionOptions:
     model_kwargs: dict[str, Any] = option(
         default_factory=dict, parse=parse_kwargs, help="timm keyword overrides, e.g. 'depth=6'."
     )
+    input_size: tuple[int, int, int] | None = input_size_option()
+    imports: list[str] | None = imports_option()
     renormalise: bool = option(False, help=RENORMALISE_HELP)
     fusion: str = option("mean", help="Rollout head fusion: mean, max or min.")
     discard_ratio: float = option(
@@ -56,6 +59,7 @@ class AttentionOptions:
     device: str | None = option(None, help="cpu or cuda (default: cuda when available).")
     pretrained: bool = option(False, help="Load timm's pretrained weights.")
     checkpoint: Path | str | None = option(None, help="Weights file (safetensors or torch).")
+    seed: int = option(0, help="Seed of the random initialisation and of the sample photos' crops.")
 
     def validate(self) -> None:
         """Raise :class:`VitbenchError` for options no analysis can use; builds nothing."""
@@ -65,11 +69,12 @@ class AttentionOptions:
         one_of("projection", self.projection, PROJECTIONS)
         if not 0 <= self.discard_ratio < 1:
             raise VitbenchError(f"discard_ratio must be in [0, 1), got {self.discard_ratio}")
-        for name, low in (("n_images", 1), ("batch_size", 1), ("img_size", 1)):
+        for name, low in (("n_images", 1), ("batch_size", 1), ("img_size", 1), ("seed", 0)):
             at_least(name, getattr(self, name), low)
         at_least("num_classes", self.num_classes, 0)
         at_least("n_clusters", self.n_clusters, 1)
         at_least("n_overlays", self.n_overlays, 0)
+        check_input_size(self.input_size)
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {self.checkpoint}")
 
