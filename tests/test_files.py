@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vitbench.files import atomic_write
+from vitbench.files import atomic_write, file_stem
 
 
 def test_writes_and_replaces(tmp_path: Path) -> None:
@@ -34,3 +34,13 @@ def test_new_files_get_the_usual_permissions(tmp_path: Path) -> None:
     plain.write_text("x")
     atomic_write(atomic, lambda tmp: tmp.write_text("x"))
     assert atomic.stat().st_mode == plain.stat().st_mode
+
+
+@pytest.mark.parametrize(
+    "name", ["models/my_vit.py:tiny", "hf-hub:timm/vit_base_patch16_224.augreg_in21k", "a b?*"]
+)
+def test_a_model_name_makes_one_portable_file_name(tmp_path: Path, name: str) -> None:
+    stem = file_stem(name)
+    (tmp_path / f"{stem}.png").write_bytes(b"")
+    assert [p.name for p in tmp_path.iterdir()] == [f"{stem}.png"]  # one file, no folders
+    assert not set(stem) & set('/\\:*?"<>| ')  # none of the characters Windows refuses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -28,3 +29,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def file_stem(name: str) -> str:
+    """A model name made safe as one file name on any system: characters other than letters,
+    digits, ``.``, ``-`` and ``_`` become ``_`` (``models/my_vit.py:tiny`` ->
+    ``models_my_vit.py_tiny``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

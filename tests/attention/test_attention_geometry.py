@@ -251,7 +251,8 @@ def test_an_unknown_model_gets_the_fewest_prefix_tokens_that_leave_a_grid_of_the
 ):
     place = place_tokens(Plain(), "attn", hw, n, n)
     lay = place.layout
-    assert (lay.n_prefix_k, lay.grid, lay.cls_key) == (prefix, grid, None)
+    # the first guessed prefix token is taken as the class token, as in ViT
+    assert (lay.n_prefix_k, lay.grid, lay.cls_key) == (prefix, grid, 0 if prefix else None)
     assert lay.key_yx[0].tolist() == [hw[0] / grid[0] / 2, hw[1] / grid[1] / 2]
     assert place.summary.startswith(f"{prefix} prefix (guessed)")
 

@@ -459,7 +459,7 @@ def _guessed_grid(
 ) -> Placement:
     """Prefix tokens first, then a row-major grid of patches of one size over the whole image:
     the prefix the model declares, else the fewest (up to ``MAX_GUESSED_PREFIX``) that leave
-    such a grid."""
+    such a grid. The first of guessed prefix tokens is taken as the class token, as in ViT."""
     kind = type(model).__name__
     if rows_per_image != 1:
         return Placement(
@@ -477,7 +477,8 @@ def _guessed_grid(
             cell = (image_hw[0] / rows, image_hw[1] / cols)
             how = "declared" if declared is not None else "guessed"
             rule = f"{p} prefix ({how}) + {rows} x {cols} grid from the token count"
-            return Placement(_self_layout("self", p, rows, cols, cell, has_cls), rule=rule)
+            cls = has_cls if declared is not None else p > 0
+            return Placement(_self_layout("self", p, rows, cols, cell, cls), rule=rule)
     return Placement(
         None,
         reason=f"{n_q} tokens are not prefix tokens plus a grid of the "

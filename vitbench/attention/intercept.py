@@ -132,7 +132,8 @@ def call_heads(
         what = f"softmax weights of shape {tuple(shape)}"
     if declared is not None and shape[-3] == declared:
         return declared
-    heads = f"its {declared} heads at" if declared is not None else "a declared number of heads at"
+    plural = "" if declared == 1 else "s"
+    heads = f"its {declared} head{plural} at" if declared is not None else "declared heads at"
     raise VitbenchError(
         f"cannot read attention weights of {where} ({type(owner).__name__}): {what} does not "
         f"have {heads} dimension -3, where vitbench reads (batch, ..., heads, queries, keys)"

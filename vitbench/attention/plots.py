@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitbench.files import file_stem
 from vitbench.missing import is_missing
 from vitbench.plotting import layer_head_grid, save_png, subplots
 
@@ -95,7 +96,7 @@ def write_plots(analysis: AttentionAnalysis, directory: str | Path) -> dict[str,
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    stem = analysis.model.replace("/", "_")
+    stem = file_stem(analysis.model)
     drawn = {
         "attention_distance": plot_distance_vs_depth(
             analysis, d / f"{stem}_attention_distance.png"
