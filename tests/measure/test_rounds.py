@@ -144,4 +144,6 @@ def test_load_during_one_point_flags_that_point() -> None:
     loaded = rows[2]
     assert loaded["latency_noisy"], loaded["latency_round_medians_ms"]
     first, *rest = loaded["latency_round_medians_ms"]
-    assert first > max(rest)  # the loaded round is the slow one
+    # slower than the point's quietest round (not necessarily the slowest: on a machine loaded
+    # by others, a later round can be slowed too)
+    assert first > min(rest)

@@ -44,7 +44,13 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning user errors and warnings into lines."""
-    warnings.showwarning = _one_line_warning
+    with warnings.catch_warnings():  # the process's own display comes back after
+        warnings.showwarning = _one_line_warning
+        _run(argv)
+
+
+def _run(argv: list[str] | None) -> None:
+    """The app, with user errors as one line and the shell's exit codes."""
     try:
         rc = app(args=argv, standalone_mode=False)
         if isinstance(rc, int):  # click returns the code of --help / --version exits
