@@ -8,6 +8,7 @@ in backward a layer norm's input gradient 5 per element and its weight gradient 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -53,6 +54,25 @@ def vit_macs_terms(s: ViTShape) -> dict[str, int]:
 
 def vit_macs(s: ViTShape) -> int:
     return sum(vit_macs_terms(s).values())
+
+
+def vit_macs_at_tokens(s: ViTShape, tokens: Sequence[int]) -> int:
+    """MACs of one image when the blocks run at shrinking token counts (token merging, pruning).
+
+    ``tokens``: depth + 1 counts, prefix included. Block l's first norm and attention run at
+    tokens[l], its second norm and MLP at tokens[l + 1] (merging and pruning act between the
+    two); tokens[depth] reach the final norm. ``[s.tokens] * (depth + 1)`` gives
+    :func:`vit_macs`. The reduction's own work (the matching's similarities) is not included.
+    """
+    if len(tokens) != s.depth + 1:
+        raise ValueError(f"{s.depth} blocks need {s.depth + 1} token counts, got {len(tokens)}")
+    d, h = s.embed_dim, s.hidden
+    total = s.num_patches * d * s.in_chans * s.patch_size**2 + d * s.num_classes  # embed, head
+    for n, m in zip(tokens[:-1], tokens[1:], strict=True):
+        total += n * d * 5 + n * d * 3 * d  # norm, qkv
+        total += 2 * n * n * d + n * d * d  # scores and weighted values over all heads, proj
+        total += m * d * 5 + 2 * m * d * h  # norm, MLP
+    return total + tokens[-1] * d * 5  # the final norm
 
 
 def vit_backward_terms(s: ViTShape) -> dict[str, tuple[int, int]]:
