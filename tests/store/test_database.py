@@ -327,3 +327,20 @@ def test_unsupported_url_is_refused() -> None:
         open_store("nosuchdb://host/db")
     with pytest.raises(StoreError, match="not a database URL"):
         Store("::")
+
+
+def test_a_store_from_before_a_table_existed_reads_it_as_empty_and_gains_it_on_write(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    with open_store(tmp_path) as store:
+        store.write("profile", [_record()])
+    with sqlite3.connect(tmp_path / DB_FILE) as conn:  # as a store of an earlier version
+        conn.execute("DROP TABLE token_reduction")
+    with open_store(tmp_path, create=False) as old:
+        assert old.read("token_reduction").empty and old.rows("token_reduction") == []
+        assert old.counts()["token_reduction"] == 0 and old.counts()["profile"] == 1
+    with open_store(tmp_path) as store:
+        store.write("token_reduction", [{"run_id": "r1", "point": 0, "test_acc": 0.9}])
+        assert store.rows("token_reduction")[0]["test_acc"] == 0.9

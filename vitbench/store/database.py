@@ -296,11 +296,14 @@ class Store:
         return query.order_by(t.c.id)
 
     def read(self, table: str, where: Mapping[str, Any] | None = None):  # -> pd.DataFrame
-        """Rows of ``table`` in the order they were written, as a DataFrame."""
+        """Rows of ``table`` in the order they were written, as a DataFrame (empty for a table
+        a store made by an earlier vitbench does not have yet)."""
         import pandas as pd
 
         def load() -> pd.DataFrame:
             with self.engine.connect() as conn:
+                if not _has_table(conn, table):
+                    return pd.DataFrame()
                 return pd.read_sql(self._select(conn, table, where), conn)
 
         return self._errors(load)
@@ -310,6 +313,8 @@ class Store:
 
         def load() -> list[dict[str, Any]]:
             with self.engine.connect() as conn:
+                if not _has_table(conn, table):
+                    return []
                 result = conn.execute(self._select(conn, table, where))
                 return [dict(row._mapping) for row in result]
 
@@ -324,6 +329,8 @@ class Store:
                     name: conn.execute(
                         sa.select(sa.func.count()).select_from(sa.table(name))
                     ).scalar_one()
+                    if _has_table(conn, name)
+                    else 0
                     for name in TABLES
                 }
 
@@ -370,3 +377,9 @@ def open_store(
     """
     path = Path(artifacts) if artifacts is not None else None
     return Store(resolve_url(target), create=create, artifacts=path)
+
+
+def _has_table(conn: Connection, table: str) -> bool:
+    """Whether the store has ``table``: an older store gains a newer table on its next write."""
+    schema.table_spec(table)  # an unknown name is still an error
+    return sa.inspect(conn).has_table(table)
