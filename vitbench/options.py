@@ -64,8 +64,11 @@ def one_of(name: str, value: str, choices: Sequence[str]) -> None:
         raise VitbenchError(f"{name} must be one of {', '.join(choices)}, got '{value}'")
 
 
-def int_list(what: str) -> Callable[[str], tuple[int | None, ...]]:
-    """A parser of ``'1,8,32'`` into ``(1, 8, 32)`` (repeats dropped); '' is ``(None,)``."""
+def int_list(what: str, *, positive: bool = True) -> Callable[[str], tuple[int | None, ...]]:
+    """A parser of ``'1,8,32'`` into ``(1, 8, 32)`` (repeats dropped); '' is ``(None,)``.
+
+    ``positive=False`` takes any integer and leaves the range to the options' validation.
+    """
 
     def parse(text: str) -> tuple[int | None, ...]:
         if not text.strip():
@@ -78,10 +81,30 @@ def int_list(what: str) -> Callable[[str], tuple[int | None, ...]]:
                 raise VitbenchError(
                     f"{what} must be integers separated by commas, got '{text}'"
                 ) from None
-            if value < 1:
+            if positive and value < 1:
                 raise VitbenchError(f"{what} must be positive, got {value}")
             out.append(value)
         return tuple(dict.fromkeys(out))
+
+    return parse
+
+
+def float_list(what: str) -> Callable[[str], tuple[float | None, ...]]:
+    """A parser of ``'0.5,0.7'`` into ``(0.5, 0.7)`` (repeats dropped); '' is ``(None,)``.
+
+    The range is left to the options' validation.
+    """
+
+    def parse(text: str) -> tuple[float | None, ...]:
+        if not text.strip():
+            return (None,)
+        try:
+            values = [float(part.strip()) for part in text.split(",")]
+        except ValueError:
+            raise VitbenchError(
+                f"{what} must be numbers separated by commas, got '{text}'"
+            ) from None
+        return tuple(dict.fromkeys(values))
 
     return parse
 

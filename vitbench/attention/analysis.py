@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch import nn
 
 from vitbench.attention.clusters import cluster_heads, head_features
 from vitbench.attention.extract import AttentionExtractor, AttentionLayer
-from vitbench.attention.geometry import Placement, place_tokens
+from vitbench.attention.geometry import Placement, place_merged, place_tokens
 from vitbench.attention.images import (
     ImageBatch,
     ImageSource,
@@ -52,6 +52,10 @@ from vitbench.environment import environment
 from vitbench.errors import VitbenchError
 from vitbench.store import Recorder, Store
 from vitbench.zoo import ModelSpec, create_model, default_input_size, load_imports, resolve_name
+from vitbench.zoo.reduction import reduction_fields, tokens_per_layer
+
+if TYPE_CHECKING:
+    from vitbench.token_reduction import TokenReduction
 
 #: (images done, images in all, phase) -> None
 OnProgress = Callable[[int, int, str], None]
@@ -126,6 +130,7 @@ class _Subject:
     input_size: tuple[int, int, int]  # (C, H, W) the images are scaled to
     weights: str  # random | pretrained | checkpoint | module (a built module's own)
     checkpoint: str | None = None
+    reduction: TokenReduction | None = None  # token merging or pruning it runs with
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -145,9 +150,17 @@ def _build(
     if isinstance(model, nn.Module):
         _refuse_for_module(opts)
         name = model_name or type(model).__name__
-        spec = ModelSpec(name, img_size=opts.img_size, input_size=opts.input_size, module=model)
+        reduction = opts.reduction()
+        spec = ModelSpec(
+            name,
+            img_size=opts.img_size,
+            input_size=opts.input_size,
+            module=model,
+            reduction=reduction,
+        )
         size = default_input_size(model, spec)
-        return _Subject(model.eval().to(device), name, size, "module")
+        net = create_model(spec, device=device)  # reduced: a copy, the caller's stays plain
+        return _Subject(net, name, size, "module", reduction=reduction)
     spec = _model_spec(model, opts)
     with _seeded(opts.seed, device):
         net = create_model(
@@ -156,7 +169,8 @@ def _build(
     checkpoint = None if opts.checkpoint is None else str(opts.checkpoint)
     weights = "checkpoint" if checkpoint else "pretrained" if opts.pretrained else "random"
     size = default_input_size(net, spec)
-    return _Subject(net.to(device), model_name or spec.name, size, weights, checkpoint)
+    name = model_name or spec.name
+    return _Subject(net.to(device), name, size, weights, checkpoint, spec.reduction)
 
 
 @contextmanager
@@ -185,12 +199,16 @@ def _model_spec(model: str | ModelSpec, opts: AttentionOptions) -> ModelSpec:
         raise VitbenchError(
             f"model_kwargs {', '.join(clash)} differ from the spec's: give them in one place"
         )
+    reduction = opts.reduction()
+    if None not in (reduction, spec.reduction) and reduction != spec.reduction:
+        raise VitbenchError("tome and prune differ from the spec's reduction: give it in one place")
     return dataclasses.replace(
         spec,
         img_size=opts.img_size if spec.img_size is None else spec.img_size,
         num_classes=opts.num_classes if spec.num_classes is None else spec.num_classes,
         kwargs={**opts.model_kwargs, **spec.kwargs},
         input_size=spec.input_size or opts.input_size,
+        reduction=spec.reduction or reduction,
     )
 
 
@@ -219,6 +237,7 @@ class _AttentionPass:
         self.diagonal = math.hypot(*subject.hw)  # px
         self.stats: dict[int, LayerStats] = {}  # by layer index
         self.placements: dict[int, Placement] = {}  # by layer index: token positions, or why not
+        self.sources = _Sources(subject.net)
         self.batch_images = 0  # images in the batch being run
         self.rollout = _RolloutState(opts.fusion, opts.discard_ratio, opts.n_overlays)
         probe = torch.zeros(1, *subject.input_size, device=device)  # finds the call layers
@@ -247,15 +266,23 @@ class _AttentionPass:
             raise VitbenchError(f"no images to analyse from {source.describe()}")
 
     def _on_attention(self, layer: AttentionLayer, weights: torch.Tensor) -> None:
-        """Fold one layer's (B, heads, Nq, Nk) weights into its sums and into the rollout."""
+        """Fold one layer's (B, heads, Nq, Nk) weights into its sums and into the rollout.
+
+        Tokens that merging or pruning made sit apart in every batch: placed batch by batch.
+        """
+        net, hw = self.subject.net, self.subject.hw
+        sources = self.sources.entering(layer.name)
+        merged = None if sources is None else place_merged(net, layer.name, hw, sources)
         if layer.index not in self.stats:
-            nq, nk = weights.shape[-2], weights.shape[-1]
-            per_image = weights.shape[0] // self.batch_images  # windows or partitions per image
-            place = place_tokens(self.subject.net, layer.name, self.subject.hw, nq, nk, per_image)
+            place = merged
+            if place is None:
+                nq, nk = weights.shape[-2], weights.shape[-1]
+                per_image = weights.shape[0] // self.batch_images  # windows or partitions
+                place = place_tokens(net, layer.name, hw, nq, nk, per_image)
             self.placements[layer.index] = place
             renormalise = self.opts.renormalise
             self.stats[layer.index] = LayerStats(layer, place.layout, self.diagonal, renormalise)
-        self.stats[layer.index].add(weights)
+        self.stats[layer.index].add(weights, None if merged is None else merged.layout)
         self.rollout.add(self.stats[layer.index], weights)
 
     def _batch(self, batch: ImageBatch) -> None:
@@ -291,6 +318,31 @@ class _AttentionPass:
         g = [gr.detach().abs().cpu() for gr in grads]
         summed = self.gate_grads
         self.gate_grads = g if summed is None else [a + b for a, b in zip(summed, g, strict=True)]
+
+
+class _Sources:
+    """Which original tokens each token of a reduced model holds, traced while it is analysed
+    (:mod:`vitbench.token_reduction`); nothing for a plain model."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+        self.state = getattr(net, "token_reduction_state", None)
+        if self.state is not None:
+            self.state.trace_source = True
+
+    def entering(self, name: str) -> torch.Tensor | None:
+        """(B, N, N_0) sources of the tokens attention layer ``name`` sees, when merging or
+        pruning has changed them (None before, and for a plain model)."""
+        if self.state is None:
+            return None
+        parts = name.split("#")[0].split(".")
+        for i in range(len(parts), 0, -1):
+            plan = getattr(self.net.get_submodule(".".join(parts[:i])), "token_plan", None)
+            if plan is not None:
+                sources = self.state.sources[plan.index]
+                changed = sources is not None and sources.shape[1] != sources.shape[2]
+                return sources if changed else None
+        return None
 
 
 @contextmanager
@@ -367,6 +419,10 @@ def _describe(
 ) -> list[dict[str, Any]]:
     """The records stamped with what was analysed and how; model, layer and head lead."""
     subject, opts = run.subject, run.opts
+    reduced: dict[str, Any] = {}  # the token reduction point, when the model has one
+    if subject.reduction is not None:
+        tokens = tokens_per_layer(subject.net, subject.reduction)
+        reduced = {**reduction_fields(subject.reduction), "tokens_per_layer": tokens}
     for rec in records:
         rec.update(
             model=subject.name,
@@ -382,6 +438,7 @@ def _describe(
             device=str(run.device),
             seed=opts.seed,
             token_positions=run.placements[rec["layer"]].summary,
+            **reduced,
         )
     lead = ("model", "layer", "head")
     return [
@@ -451,13 +508,13 @@ class _RolloutState:
         if self.reason is not None or self._rows == 0:
             return
         lay = stats.layout
+        if self._joint is not None and self._joint.shape[-1] != weights.shape[-1]:
+            self.reason = f"the token count changes at layer {stats.layer.name}"
+            return
         if lay is None or lay.kind != "self" or lay.cls_key != 0 or lay.grid is None:
             self.reason = (
                 f"layer {stats.layer.name} is not self-attention over a class token and patches"
             )
-            return
-        if self._joint is not None and self._joint.shape[-1] != weights.shape[-1]:
-            self.reason = f"the token count changes at layer {stats.layer.name}"
             return
         self._grid, self._n_prefix = lay.grid, lay.n_prefix_k
         w = weights[: self._rows]

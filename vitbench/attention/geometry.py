@@ -32,28 +32,35 @@ class TokenLayout:
     Twins: one window per batch row), ``grid`` (MaxViT grid, MobileViT: one batch row per
     offset, its tokens spread over the map), ``reduced`` (PVT-v2, Twins: keys spatially
     reduced), ``subsampled`` (LeViT: queries are every other key), ``class`` (CaiT: the class
-    token queries), ``cross`` (CrossViT: one branch's class token queries the other branch).
+    token queries), ``cross`` (CrossViT: one branch's class token queries the other branch),
+    ``merged`` (self-attention over tokens that merging or pruning made: they sit apart in
+    every image, so the centres are given per batch row, (B, N, 2)).
     """
 
     kind: str
     n_prefix_q: int
     n_prefix_k: int
-    query_yx: np.ndarray | None  # (Nq - n_prefix_q, 2) centres in px; None: no patch queries
-    key_yx: np.ndarray  # (Nk - n_prefix_k, 2) centres in px
+    query_yx: np.ndarray | None  # ([B,] Nq - n_prefix_q, 2) centres in px; None: no patch queries
+    key_yx: np.ndarray  # ([B,] Nk - n_prefix_k, 2) centres in px
     self_key: np.ndarray | None  # (Nq,) the key index of each query's own token
     cls_key: int | None  # key index of the class token, None when keys hold none
     grid: tuple[int, int] | None  # (rows, cols) of the patch queries when they form a grid
 
     @property
     def n_queries(self) -> int:
-        return self.n_prefix_q + (0 if self.query_yx is None else len(self.query_yx))
+        return self.n_prefix_q + (0 if self.query_yx is None else self.query_yx.shape[-2])
 
     @property
     def n_keys(self) -> int:
-        return self.n_prefix_k + len(self.key_yx)
+        return self.n_prefix_k + self.key_yx.shape[-2]
+
+    @property
+    def per_row(self) -> bool:
+        """The centres are given per batch row (merged tokens)."""
+        return self.key_yx.ndim == 3
 
     def distances(self) -> torch.Tensor | None:
-        """(Nq', Nk') Euclidean distances in px between patch queries and patch keys."""
+        """([B,] Nq', Nk') Euclidean distances in px between patch queries and patch keys."""
         if self.query_yx is None:
             return None
         q = torch.as_tensor(self.query_yx, dtype=torch.float64)
@@ -166,6 +173,31 @@ def place_tokens(
             )
         return Placement(layout, rule=label)
     return _guessed_grid(model, image_hw, n_q, n_k, rows_per_image)
+
+
+def place_merged(
+    model: nn.Module, name: str, image_hw: tuple[int, int], sources: torch.Tensor
+) -> Placement:
+    """Where the tokens of attention layer ``name`` sit when token merging or pruning made them.
+
+    ``sources`` (B, N, N_0): 1 where token i of a batch row holds original token j, prefix
+    tokens first and holding themselves (:mod:`vitbench.token_reduction`). Each token sits at
+    the mean centre of the original tokens it holds (a merged token's size-weighted mean of its
+    parts' positions), per batch row; the original tokens are placed by :func:`place_tokens`.
+    """
+    n0 = sources.shape[-1]
+    original = place_tokens(model, name, image_hw, n0, n0)
+    lay = original.layout
+    if lay is None or lay.kind != "self":
+        why = original.reason or f"{lay.kind} attention"  # type: ignore[union-attr]
+        return Placement(None, reason=f"merged tokens, and no positions for the originals ({why})")
+    p = lay.n_prefix_k
+    held = sources[:, p:, p:].to(torch.float64)  # (B, N - p, N_0 - p)
+    yx = torch.as_tensor(lay.key_yx, dtype=torch.float64, device=held.device)
+    centres = (held @ yx / held.sum(-1, keepdim=True)).cpu().numpy()  # (B, N - p, 2)
+    n = sources.shape[1]
+    merged = TokenLayout("merged", p, p, centres, centres, np.arange(n), lay.cls_key, None)
+    return Placement(merged, rule=f"merged: mean centre of the tokens each holds ({original.rule})")
 
 
 def layout_for(

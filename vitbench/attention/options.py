@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
-from vitbench.model_options import check_input_size, imports_option, input_size_option
+from vitbench.model_options import (
+    check_input_size,
+    imports_option,
+    input_size_option,
+    proportional_attn_option,
+    prune_option,
+    tome_option,
+    tome_schedule_option,
+)
 from vitbench.options import at_least, one_of, option, parse_kwargs
+
+if TYPE_CHECKING:
+    from vitbench.token_reduction import TokenReduction
 
 #: how rollout fuses the heads of a layer (Abnar & Zuidema use the mean)
 FUSIONS = ("mean", "max", "min")
@@ -45,6 +56,10 @@ class AttentionOptions:
     )
     input_size: tuple[int, int, int] | None = input_size_option()
     imports: list[str] | None = imports_option()
+    tome: int | None = tome_option()
+    tome_schedule: str = tome_schedule_option()
+    proportional_attn: bool = proportional_attn_option()
+    prune: float | None = prune_option()
     renormalise: bool = option(False, help=RENORMALISE_HELP)
     fusion: str = option("mean", help="Rollout head fusion: mean, max or min.")
     discard_ratio: float = option(
@@ -75,8 +90,23 @@ class AttentionOptions:
         at_least("n_clusters", self.n_clusters, 1)
         at_least("n_overlays", self.n_overlays, 0)
         check_input_size(self.input_size)
+        self.reduction()
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {self.checkpoint}")
+
+    def reduction(self) -> TokenReduction | None:
+        """The token merging or pruning the model runs with, checked; None when it has nothing
+        to do (``tome`` 0 is the plain model)."""
+        from vitbench.token_reduction import TokenReduction
+
+        reduction = TokenReduction(
+            tome_r=self.tome,
+            tome_schedule=self.tome_schedule,
+            proportional=self.proportional_attn,
+            prune_keep=self.prune,
+        )
+        reduction.validate()
+        return reduction if reduction.active else None
 
     def resolved_device(self) -> str:
         """``device``, or cuda when torch sees one, else cpu."""

@@ -48,8 +48,12 @@ class LayerStats:
         value = value.double()
         self.sums[name] = self.sums[name] + value if name in self.sums else value
 
-    def add(self, weights: torch.Tensor) -> None:
-        """Fold in one batch of weights, (B, H, Nq, Nk): B batch rows (images, or windows)."""
+    def add(self, weights: torch.Tensor, layout: TokenLayout | None = None) -> None:
+        """Fold in one batch of weights, (B, H, Nq, Nk): B batch rows (images, or windows).
+
+        ``layout``: this batch's, when its tokens sit apart in every batch (merged tokens:
+        centres per batch row); else the layer's.
+        """
         if weights.ndim != 4:
             raise VitbenchError(
                 f"attention weights of {self.layer.name} have shape {tuple(weights.shape)}; "
@@ -62,7 +66,7 @@ class LayerStats:
         ent = attention_entropy(weights)  # (B, H, Nq)
         self._add("entropy", ent.sum(dim=(0, 2)))
         self._add("row_sum", weights.sum(dim=-1).sum(dim=(0, 2)))
-        lay = self.layout
+        lay = layout or self.layout
         if lay is None:
             return
         if lay.cls_key is not None:
@@ -72,20 +76,33 @@ class LayerStats:
             self._add("self_attention", attention_to(weights, idx).sum(dim=(0, 2)))
         if lay.query_yx is None:
             return
-        if self._distances is None:
-            self._distances = lay.distances().to(weights.device)  # (Nq', Nk') px
-            edges = self._distances / self.image_diagonal_px * DISTANCE_BINS
-            which = edges.long().clamp_(0, DISTANCE_BINS - 1)
-            self._bins = torch.nn.functional.one_hot(which, DISTANCE_BINS).float()
+        distances, bins = self._distances_and_bins(lay, weights.device)
         d = query_distances(
-            weights, self._distances, lay.n_prefix_q, lay.n_prefix_k, self.renormalise
+            weights, distances, lay.n_prefix_q, lay.n_prefix_k, self.renormalise
         )  # (B, H, Nq')
         self.patch_rows += d.shape[0] * d.shape[2]
         self._add("distance", d.sum(dim=(0, 2)))
         patch_w = weights[:, :, lay.n_prefix_q :, lay.n_prefix_k :]
-        self._add("distance_profile", torch.einsum("bhqk,qkn->hn", patch_w, self._bins))
+        pattern = "bhqk,bqkn->hn" if lay.per_row else "bhqk,qkn->hn"
+        self._add("distance_profile", torch.einsum(pattern, patch_w, bins))
         prefix_w = weights[:, :, lay.n_prefix_q :, : lay.n_prefix_k].sum(dim=-1)
         self._add("prefix_attention", prefix_w.sum(dim=(0, 2)))
+
+    def _distances_and_bins(
+        self, lay: TokenLayout, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances in px between patch queries and keys, ([B, 1,] Nq', Nk'), and the one-hot
+        distance bin of each pair, ([B,] Nq', Nk', bins); kept for a layout of fixed centres."""
+        if not lay.per_row and self._distances is not None:
+            return self._distances, self._bins
+        distances = lay.distances().to(device)
+        edges = distances / self.image_diagonal_px * DISTANCE_BINS
+        which = edges.long().clamp_(0, DISTANCE_BINS - 1)
+        bins = torch.nn.functional.one_hot(which, DISTANCE_BINS).float()
+        if lay.per_row:  # (B, Nq', Nk') -> (B, 1, Nq', Nk'): one per batch row, every head
+            return distances[:, None], bins
+        self._distances, self._bins = distances, bins
+        return distances, bins
 
     def _mean(self, name: str, count: int) -> np.ndarray:
         heads = self.layer.num_heads

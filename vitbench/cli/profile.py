@@ -76,6 +76,8 @@ def profile_cmd(
 HEADERS = {
     "img_size": "img",
     "batch_size": "batch",
+    "tome_r": "ToMe r",
+    "prune_keep": "keep",
     "params": "params (M)",
     "macs": "GMACs",
     "train_macs": "train GMACs",
@@ -153,6 +155,7 @@ def _columns(rows: Sequence[dict[str, Any]], opts: ProfileOptions) -> list[str]:
     """The table's columns for what was measured."""
     train = "train" in opts.modes
     cols = ["model", "img_size", "batch_size", "tokens", "params"]
+    cols[3:3] = [c for c in ("tome_r", "prune_keep") if any(r.get(c) is not None for r in rows)]
     if len(opts.modes) > 1 or train:
         cols.insert(1, "mode")
     if "flops" in opts.metrics:

@@ -25,6 +25,8 @@ RUN_COLUMNS = ["model", "dataset", "epochs", "params", "gmacs", "best_val_acc", 
 RUN_COLUMNS += ["test_loss", "train_s"]
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_s"]
 CELL_COLUMNS = ["cell", "params", "gmacs", "best_val_acc", "test_acc", "train_s"]
+POINT_COLUMNS = ["reduction", "tome_r", "prune_keep", "tokens_per_layer", "macs", "test_acc"]
+POINT_COLUMNS += ["test_loss", "images_per_s"]
 
 
 _pct = scaled(100, ".2f", "%")
@@ -43,6 +45,8 @@ FORMATTERS = {
     "min_test_acc": _pct,
     "max_test_acc": _pct,
     "mean_gmacs": _g,
+    "macs": _m,
+    "images_per_s": scaled(1, ",.0f"),
 }
 
 
@@ -179,6 +183,14 @@ def train_cmd(
         title=f"train (params in M) -> {store.label}",
         formatters=FORMATTERS,
     )
+    if result.points and fmt is OutputFormat.table:
+        emit(
+            result.points,
+            fmt,
+            columns=POINT_COLUMNS,
+            title="token reduction: the trained model on the test split (MACs in M per image)",
+            formatters=FORMATTERS,
+        )
 
 
 @app.command("sweep")

@@ -8,13 +8,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitbench.device import check_device, resolve_device
 from vitbench.errors import CheckpointError, VitbenchError
-from vitbench.model_options import check_input_size, imports_option, input_size_option
+from vitbench.model_options import (
+    check_input_size,
+    imports_option,
+    input_size_option,
+    proportional_attn_option,
+    prune_option,
+    tome_option,
+    tome_schedule_option,
+)
 from vitbench.options import at_least, int_list, one_of, option, parse_kwargs
 from vitbench.precision import check_precision
+
+if TYPE_CHECKING:
+    from vitbench.token_reduction import TokenReduction
 
 METRICS = ("params", "flops", "latency", "memory")
 #: what else a metric may be called: throughput and MFU come with the latency
@@ -89,6 +100,10 @@ class ProfileOptions:
         help="Sequence lengths (token models).",
         parse=int_list("sequence lengths"),
     )
+    tome: Sequence[int | None] = tome_option(points=True)
+    tome_schedule: str = tome_schedule_option()
+    proportional_attn: bool = proportional_attn_option()
+    prune: Sequence[float | None] = prune_option(points=True)
     in_chans: int | None = option(None, help="Input channels override.")
     num_classes: int | None = option(None, help="Classifier classes override.")
     model_kwargs: dict[str, Any] = option(
@@ -156,6 +171,7 @@ class ProfileOptions:
         self._validate_sizes()
         self._validate_timing()
         self._validate_device()
+        self.reductions()  # each point checked
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {self.checkpoint}")
 
@@ -227,5 +243,15 @@ class ProfileOptions:
 
     @property
     def n_shapes(self) -> int:
-        """Shapes per model: image sizes x patch sizes x sequence lengths."""
-        return len(self.img_sizes) * len(self.patch_sizes) * len(self.seq_lens)
+        """Shapes per model: image sizes x patch sizes x sequence lengths x token reductions."""
+        sizes = len(self.img_sizes) * len(self.patch_sizes) * len(self.seq_lens)
+        return sizes * len(self.reductions())
+
+    def reductions(self) -> list[TokenReduction | None]:
+        """The token reduction points, each checked: the plain model (None), each r, each keep
+        rate (:func:`vitbench.zoo.reduction.reduction_points`)."""
+        from vitbench.zoo.reduction import reduction_points
+
+        return reduction_points(
+            self.tome, self.prune, schedule=self.tome_schedule, proportional=self.proportional_attn
+        )

@@ -2,8 +2,8 @@
 
 A model is a name (any spec :func:`vitbench.zoo.resolve_name` takes) or a built ``nn.Module``,
 as fvcore and ptflops take it. For every model and every point of the sweep (image size x patch
-size x sequence length x batch size) one record is produced, and stored the moment its last
-timing round is in. Static costs
+size x sequence length x token reduction x batch size) one record is produced, and stored the
+moment its last timing round is in. Static costs
 (parameters, tokens, MACs) are counted on the meta device; latency, throughput, memory and
 utilization are measured on the chosen device, the latency in rounds interleaved across the
 sweep (:mod:`vitbench.measure.sweep`). The options live in :mod:`vitbench.measure.options`.
@@ -31,6 +31,7 @@ from vitbench.measure.sweep import OnStep, Sweep
 from vitbench.measure.timing import set_threads
 from vitbench.store import Recorder, Store
 from vitbench.zoo import ModelSpec, load_imports, resolve_name, with_checkpoint_spec
+from vitbench.zoo.reduction import NONE, check_reductions
 
 __all__ = ["METRICS", "ProfileOptions", "ProfileRun", "profile"]
 
@@ -50,7 +51,9 @@ OnRecord = Callable[[dict[str, Any]], None]
 
 
 def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
-    """The model specs of the sweep for one model (batch size is applied later)."""
+    """The model specs of the sweep for one model (batch size is applied later): each shape at
+    each token reduction point (the plain model first)."""
+    reductions = opts.reductions()
     for img, patch, seq in itertools.product(opts.img_sizes, opts.patch_sizes, opts.seq_lens):
         kwargs = dict(opts.model_kwargs)
         if patch is not None:
@@ -66,17 +69,20 @@ def sweep_specs(name: str, opts: ProfileOptions) -> Iterator[ModelSpec]:
             input_size=opts.input_size,
         )
         # the meta-device count must build the shape the checkpoint's weights have
-        yield with_checkpoint_spec(spec, opts.checkpoint)
+        spec = with_checkpoint_spec(spec, opts.checkpoint)
+        for reduction in reductions:
+            yield dataclasses.replace(spec, reduction=reduction)
 
 
 def model_specs(
     models: Sequence[str | nn.Module], opts: ProfileOptions, model_name: str | None = None
 ) -> list[ModelSpec]:
-    """Every spec of the sweep: a name's sizes, or a built module's one shape.
+    """Every spec of the sweep: a name's sizes, or a built module's one shape, each at every
+    token reduction point.
 
     A built module is named ``model_name`` or by its class and keeps the shape and weights it
     has: the options that would rebuild it are refused, and its input is its declared size or
-    ``input_size``.
+    ``input_size``. Token reduction is applied to copies of it.
     """
     modules = [m for m in models if isinstance(m, nn.Module)]
     if modules:
@@ -87,7 +93,10 @@ def model_specs(
     for m in models:
         if isinstance(m, nn.Module):
             name = model_name or type(m).__name__
-            specs.append(ModelSpec(name, input_size=opts.input_size, module=m))
+            specs.extend(
+                ModelSpec(name, input_size=opts.input_size, module=m, reduction=r)
+                for r in opts.reductions()
+            )
         else:
             specs.extend(sweep_specs(resolve_name(m), opts))
     return specs
@@ -158,6 +167,7 @@ def profile(
     opts.validate()
     load_imports(opts.imports)
     specs = model_specs(models, opts, model_name)
+    check_reductions(specs)
     opts = dataclasses.replace(opts, device=resolve_device(opts.device))
     device = torch.device(opts.device)
     threads = set_threads(opts.threads) if device.type == "cpu" else torch.get_num_threads()
@@ -186,12 +196,15 @@ def profile(
 
 
 def _fits(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Power-law fits of each mode's costs against tokens."""
+    """Power-law fits of each mode's costs against tokens, over the plain model's points: a
+    token-reduced point enters its first layer with the plain model's tokens at a lower cost,
+    so it would bend the fit of the model's growth."""
+    plain = [r for r in records if r.get("reduction", NONE) == NONE]
     return [
         fit
         for mode, ys in FITTED.items()
         for fit in fit_scaling(
-            [r for r in records if r.get("mode") == mode], ys=ys, group_by=FIT_GROUPS
+            [r for r in plain if r.get("mode") == mode], ys=ys, group_by=FIT_GROUPS
         )
     ]
 

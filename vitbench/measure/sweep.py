@@ -37,6 +37,7 @@ from vitbench.measure.rounds import EXTRA_ROUNDS, RoundStats, combine_rounds
 from vitbench.measure.timing import TimingStats
 from vitbench.measure.train_step import enable_grad_checkpointing
 from vitbench.zoo import ModelSpec, create_model, not_applied, set_fused_attn
+from vitbench.zoo.reduction import NONE, reduction_fields, tokens_per_layer
 from vitbench.zoo.weights import check_fits, checkpoint_shapes
 
 #: (description, shapes done) -> None, before each count and each timing
@@ -92,8 +93,11 @@ class Sweep:
         cost = count_model(
             spec, model=meta_model, macs=counted, train=counted and "train" in opts.modes
         )
-        del meta_model
         static = {**static_record(spec, cost, opts), **self.how, "fused_attn": fused}
+        if opts.reductions() != [None]:  # a run with token reduction points says where each is
+            static.update(reduction_fields(spec.reduction))
+            static["tokens_per_layer"] = tokens_per_layer(meta_model, spec.reduction)
+        del meta_model
         model = self.model_for(spec) if opts.timed else None
         for mode in opts.modes:
             fields = {**static, **mode_fields(mode, opts, cost)}
@@ -268,4 +272,8 @@ def shape_label(spec: ModelSpec) -> str:
     for key in ("patch_size", "seq_len"):
         if key in spec.kwargs:
             parts.append(f"{key.split('_')[0]} {spec.kwargs[key]}")
+    fields = reduction_fields(spec.reduction)
+    if fields["reduction"] != NONE:
+        value = fields.get("tome_r", fields.get("prune_keep"))
+        parts.append(f"{fields['reduction']} {value}")
     return " ".join(parts) or "default size"

@@ -52,6 +52,11 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("attention", ("run_id", "model", "layer", "head"), "one attention head"),
         TableSpec("train_epochs", ("run_id", "epoch"), "one training epoch"),
         TableSpec("train_runs", ("run_id",), "one finished training run"),
+        TableSpec(
+            "token_reduction",
+            ("run_id", "point"),
+            "a trained model tested at one token merging or pruning point",
+        ),
         TableSpec("sweep", ("config_hash",), "one sweep cell, trained once per store"),
         TableSpec("figures", ("run_id", "name"), "a PNG figure a run made, as bytes"),
     )

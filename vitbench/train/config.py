@@ -9,16 +9,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vitbench.errors import UnknownModelError, VitbenchError
-from vitbench.model_options import imports_option
+from vitbench.model_options import (
+    imports_option,
+    proportional_attn_option,
+    prune_option,
+    tome_option,
+    tome_schedule_option,
+)
 from vitbench.options import at_least, option, parse_kwargs
 from vitbench.precision import TRAIN_PRECISIONS, check_precision
 from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
 
 if TYPE_CHECKING:
+    from vitbench.token_reduction import TokenReduction
     from vitbench.zoo import ModelSpec
 
 _MODEL_HELP = (
@@ -27,6 +35,13 @@ _MODEL_HELP = (
     + ",".join(f"{k}={v}" for k, v in DEFAULT_MODEL_KWARGS.items())
     + ")."
 )
+
+
+_POINTS_LEAD = (
+    "Test the trained model at these points (test accuracy and images/s, table token_reduction). "
+)
+#: fields whose default leaves the fingerprint of a config as it was before they existed
+_NEW_FIELDS = ("train_tome", "train_prune", "tome", "prune", "tome_schedule", "proportional_attn")
 
 
 def _resolve_model(name: str) -> str:
@@ -73,8 +88,21 @@ class TrainConfig:
     dropout: float | None = option(None, help="Dropout rate (the model's drop_rate).")
     drop_path: float | None = option(None, help="Stochastic depth rate (drop_path_rate).")
     layer_scale: float | None = option(None, help="LayerScale initial value (init_values).")
+    # token reduction: trained with, and the points the trained model is tested at
+    train_tome: int | None = option(
+        None, help="Train (and test) with token merging on: r tokens merged in every block."
+    )
+    train_prune: float | None = option(
+        None, help="Train (and test) with token pruning on: the share of tokens kept."
+    )
+    tome: Sequence[int | None] = tome_option(points=True, lead=_POINTS_LEAD)
+    prune: Sequence[float | None] = prune_option(points=True, lead=_POINTS_LEAD)
+    tome_schedule: str = tome_schedule_option()
+    proportional_attn: bool = proportional_attn_option()
     # optimisation
-    epochs: int = option(50, help="Epochs.")
+    epochs: int = option(
+        50, help="Epochs (0 trains nothing: it tests the weights of checkpoint or pretrained)."
+    )
     batch_size: int = option(
         64, flags=("--batch-size", "-b"), help="Global batch size (split over processes)."
     )
@@ -97,6 +125,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.clip_grad == 0:
             self.clip_grad = None  # one spelling of "no clipping", so one fingerprint
+        self.tome, self.prune = tuple(self.tome), tuple(self.prune)  # as read back from JSON
 
     def validate(self) -> None:
         """Raise :class:`VitbenchError` for options that cannot make a run."""
@@ -111,6 +140,8 @@ class TrainConfig:
         at_least("workers", self.workers, 0)
         if self.pretrained and self.checkpoint:
             raise VitbenchError("give pretrained or checkpoint, not both")
+        self.train_reduction()
+        self.reduction_points()
         if self.device is not None:  # None: cuda when available, else the CPU
             from vitbench.device import check_device
 
@@ -143,7 +174,12 @@ class TrainConfig:
 
     def _validate_optimisation(self) -> None:
         """Epochs, batch, learning rates and the regularisers' ranges."""
-        at_least("epochs", self.epochs, 1)
+        evaluating = self.epochs == 0 and (self.checkpoint or self.pretrained)
+        if self.epochs < 1 and not evaluating:
+            raise VitbenchError(
+                f"epochs must be at least 1, got {self.epochs} (0 tests the weights of "
+                "checkpoint or pretrained)"
+            )
         at_least("batch_size", self.batch_size, 1)
         if self.lr <= 0:
             raise VitbenchError(f"lr must be positive, got {self.lr}")
@@ -181,6 +217,7 @@ class TrainConfig:
         return kw
 
     def model_spec(self, img_size: int, in_chans: int, num_classes: int) -> ModelSpec:
+        """The model trained: its shape, and the token reduction it trains with."""
         from vitbench.zoo import ModelSpec
 
         return ModelSpec(
@@ -189,6 +226,30 @@ class TrainConfig:
             in_chans=in_chans,
             num_classes=num_classes,
             kwargs=self.resolved_model_kwargs(),
+            reduction=self.train_reduction(),
+        )
+
+    def train_reduction(self) -> TokenReduction | None:
+        """The token merging or pruning the model trains with, checked; None when it has
+        nothing to do."""
+        from vitbench.token_reduction import TokenReduction
+
+        reduction = TokenReduction(
+            tome_r=self.train_tome,
+            tome_schedule=self.tome_schedule,
+            proportional=self.proportional_attn,
+            prune_keep=self.train_prune,
+        )
+        reduction.validate()
+        return reduction if reduction.active else None
+
+    def reduction_points(self) -> list[TokenReduction | None]:
+        """The points the trained model is tested at, checked (the plain model first); just
+        [None] when no point is asked for."""
+        from vitbench.zoo.reduction import reduction_points
+
+        return reduction_points(
+            self.tome, self.prune, schedule=self.tome_schedule, proportional=self.proportional_attn
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,5 +268,9 @@ class TrainConfig:
         d = self.to_dict()
         for key in ("device", "workers", "threads", "data_dir"):
             d.pop(key)
+        defaults = type(self)().to_dict()
+        for key in _NEW_FIELDS:  # JSON text: a tuple and the list it is read back as agree
+            if json.dumps(d[key]) == json.dumps(defaults[key]):
+                d.pop(key)
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

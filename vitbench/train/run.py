@@ -4,6 +4,9 @@ A run given an open results store writes, as it goes:
 
 - to ``train_epochs``: one row per epoch as soon as the epoch ends (train/val loss and accuracy,
   lr, images/s), each in its own transaction;
+- to ``token_reduction``: at the end, when the config names points (``tome``, ``prune``), one
+  row per point: the trained weights tested with that token merging or pruning (test accuracy
+  and loss, images/s of the test pass, MACs and tokens per block), the plain model first;
 - to ``train_runs``: one row at the end (test accuracy as a fraction, confusion matrix, most
   confused pairs, params, MACs, normalisation statistics, the config);
 - under ``<store.artifacts>/runs/<run_id>/``: ``last.safetensors`` (full state, rewritten every
@@ -17,8 +20,10 @@ Under ``torchrun`` every process trains on its shard; only rank 0 touches the st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from vitbench.environment import environment, new_run_id
 from vitbench.errors import VitbenchError
+from vitbench.precision import autocast
 from vitbench.store import Claim, Recorder, Store, claim
 from vitbench.store.claims import DONE
 from vitbench.train import checkpoint as ckpt
@@ -42,6 +48,7 @@ from vitbench.train.engine import BatchHook, EpochStats, EvalStats, Step, evalua
 from vitbench.train.metrics import most_confused
 from vitbench.train.recipe import build_loss, build_mixup, build_optimizer, build_scheduler
 from vitbench.zoo import ModelSpec, create_model, not_applied
+from vitbench.zoo.reduction import check_reductions, reduction_fields, tokens_per_layer
 
 EpochHook = Callable[[dict[str, Any]], None]
 #: called once on rank 0 with the run id, when the run is claimed and about to train
@@ -61,6 +68,7 @@ class TrainResult:
     model: nn.Module  # trained, in eval mode, unwrapped from DDP
     device: str  # where it was trained (this process's device)
     run_dir: Path | None  # where checkpoints and plots are, when a store was given
+    points: list[dict[str, Any]] = field(default_factory=list)  # the token_reduction rows
 
     @property
     def test_acc(self) -> float:
@@ -170,6 +178,38 @@ def _macs(spec: ModelSpec) -> int | None:
         return None
 
 
+def _point_record(cfg: TrainConfig, spec: ModelSpec, point: int, main: bool) -> dict[str, Any]:
+    """What a ``token_reduction`` row says of its point: the reduction, and on rank 0 its MACs
+    per image and tokens per block, counted on the meta device."""
+    rec: dict[str, Any] = {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "point": point,
+        **reduction_fields(spec.reduction),
+        "train_tome": cfg.train_tome,
+        "train_prune": cfg.train_prune,
+    }
+    if main:
+        rec["tokens_per_layer"] = tokens_per_layer(
+            create_model(spec, device="meta"), spec.reduction
+        )
+        rec["macs"] = _macs(spec)
+    return rec
+
+
+def _timed_test(model: nn.Module, loader: DataLoader, run: _Run) -> tuple[EvalStats, float]:
+    """The test split evaluated, and the seconds of that pass (after one untimed batch, which
+    pays the first call's costs)."""
+    env = run.env
+    first = next(iter(loader), None)
+    if first is not None:
+        with torch.no_grad(), autocast(env.device.type, run.cfg.precision):
+            model(first[0].to(env.device))
+    start = time.perf_counter()
+    test = evaluate(model, loader, run.data.num_classes, env, run.cfg.precision)
+    return test, time.perf_counter() - start
+
+
 def _step(cfg: TrainConfig, model: nn.Module, net: nn.Module, data: DataBundle, steps: int) -> Step:
     """What trains ``net`` (``model`` or its DDP wrapper) for ``steps`` updates an epoch."""
     optimizer = build_optimizer(model, cfg)
@@ -233,11 +273,11 @@ def _run_record(run: _Run, macs: int | None, test: EvalStats) -> dict[str, Any]:
         "test_images": test.images,
         "best_val_acc": best["val_acc"],
         "best_epoch": best["epoch"],
-        "final_val_acc": history[-1]["val_acc"],
+        "final_val_acc": history[-1]["val_acc"] if history else None,
         "test_loss": test.loss,
         "test_acc": test.acc,
         "train_s": run.progress.train_s,
-        "images_per_s": history[-1]["images_per_s"],
+        "images_per_s": history[-1]["images_per_s"] if history else None,
         "norm_mean": list(data.mean),
         "norm_std": list(data.std),
         "classes": data.classes,
@@ -287,6 +327,7 @@ class _Run:
         _seed_everything(cfg.seed)
         data = _load(cfg)
         spec, model = _model(cfg, data, env)
+        check_reductions([dataclasses.replace(spec, reduction=p) for p in cfg.reduction_points()])
         # one random stream per process from here on (dropout, mixup); identical weights above
         torch.manual_seed(cfg.seed + env.rank)
         np.random.seed(cfg.seed + env.rank)
@@ -358,6 +399,7 @@ class _Run:
         env, data = self.env, self.data
         test = evaluate(self.model, self.loaders.test, data.num_classes, env, self.cfg.precision)
         self.model.eval()
+        points = self.recorder.write("token_reduction", self.test_points())
         record = _run_record(self, _macs(self.spec) if env.is_main else None, test)
         if env.is_main and self.rdir is not None:
             self.write_files(self.rdir, test)
@@ -373,14 +415,44 @@ class _Run:
             model=self.model,
             device=str(env.device),
             run_dir=self.rdir,
+            points=points,
         )
 
+    def test_points(self) -> list[dict[str, Any]]:
+        """The trained weights tested at each token reduction point of the config, the plain
+        model first: one ``token_reduction`` row each (none when the config names no point)."""
+        points = self.cfg.reduction_points()
+        if points == [None]:
+            return []
+        weights = self.model.state_dict()
+        rows = []
+        for i, reduction in enumerate(points):
+            spec = dataclasses.replace(self.spec, reduction=reduction)
+            model = create_model(spec, device=self.env.device)
+            model.load_state_dict(weights)
+            test, seconds = _timed_test(model, self.loaders.test, self)
+            rows.append(
+                {
+                    **_point_record(self.cfg, spec, i, self.env.is_main),
+                    "test_loss": test.loss,
+                    "test_acc": test.acc,
+                    "test_images": test.images,
+                    "batch_size": self.loaders.test.batch_size,  # per process
+                    "world_size": self.env.world,
+                    "test_s": seconds,
+                    "images_per_s": test.images / seconds,
+                }
+            )
+        return rows
+
     def write_files(self, rdir: Path, test: EvalStats) -> None:
-        """The final weights, learning curves and test confusion matrix in ``rdir``."""
+        """The final weights, learning curves (when an epoch ran) and test confusion matrix in
+        ``rdir``."""
         cfg = self.cfg
         ckpt.save_weights(self.model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict(), self.spec)
         title = f"{cfg.model} on {cfg.dataset}"
-        plots.curves(self.progress.history, rdir / "curves.png", title)
+        if self.progress.history:
+            plots.curves(self.progress.history, rdir / "curves.png", title)
         plots.confusion(test.confusion, self.data.classes, rdir / "confusion.png", title)
 
 

@@ -89,6 +89,11 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             raise VitbenchError(f"grid entry '{item}' names no key or no values")
         if key in RESULT_COLUMNS or key == "model_kwargs":
             raise VitbenchError(f"'{key}' cannot be a grid key")
+        if key in ("tome", "prune"):
+            raise VitbenchError(
+                f"'{key}' lists the points every cell is tested at: give it as --{key}, not in "
+                f"the grid (train_{key} trains with it)"
+            )
         if key in grid:
             raise VitbenchError(f"grid key '{key}' given twice")
         for value in values:

@@ -10,6 +10,7 @@ but never builds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import fnmatch
@@ -19,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -36,6 +37,9 @@ from vitbench.zoo.weights import (
     read_spec_metadata,
 )
 
+if TYPE_CHECKING:
+    from vitbench.token_reduction import TokenReduction
+
 #: keyword arguments a checkpoint's stored spec may set on any model: its shape
 SHAPE_KEYS = frozenset(
     ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads")
@@ -51,7 +55,9 @@ class ModelSpec:
 
     ``input_size`` (C, H, W) is the input of a model that declares none (see
     :func:`default_input_size`); ``module``, a module built elsewhere that the spec names:
-    :func:`create_model` hands it over (a copy on the meta device) instead of building one.
+    :func:`create_model` hands it over (a copy on the meta device) instead of building one;
+    ``reduction``, token merging or pruning that :func:`create_model` applies to the built
+    model (:mod:`vitbench.token_reduction`).
     """
 
     name: str
@@ -61,6 +67,7 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None
     module: nn.Module | None = field(default=None, repr=False)
+    reduction: TokenReduction | None = None
 
     def build_kwargs(self) -> dict[str, Any]:
         kw = dict(self.kwargs)
@@ -225,13 +232,19 @@ def create_model(
     shapes are checked against the model built on the meta device (so a file cannot make
     vitbench allocate a model it does not fit); ``pretrained`` asks timm (or torchvision, or
     the factory) for published weights (error at once when neither a cache nor a network has
-    them). A spec's built ``module`` is moved to ``device`` (copied to the meta device).
+    them). A spec's built ``module`` is moved to ``device`` (copied to the meta device). The
+    spec's token ``reduction`` is applied last, to the model with its weights (to a copy of a
+    built module: the caller's stays as it was).
     """
     if isinstance(spec, str):
         spec = ModelSpec(resolve_name(spec))
     dev = torch.device(device)
     if spec.module is not None:
-        return _built(spec.module, dev, pretrained or checkpoint is not None)
+        module = spec.module
+        if _reduces(spec) and dev.type != "meta":
+            module = copy.deepcopy(module)
+        built = _built(module, dev, pretrained or checkpoint is not None)
+        return _reduced(built, spec)
     spec = with_checkpoint_spec(spec, checkpoint)
     factory = get_factory(spec.name)
     if (pretrained or checkpoint) and dev.type == "meta":
@@ -244,7 +257,20 @@ def create_model(
     model = _build(spec, dev, pretrained)
     if checkpoint is not None:
         load_checkpoint(model, Path(checkpoint))
-    return model.eval()
+    return _reduced(model, spec).eval()
+
+
+def _reduces(spec: ModelSpec) -> bool:
+    return spec.reduction is not None and spec.reduction.active
+
+
+def _reduced(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    """``model`` with the spec's token merging or pruning applied in place (when it has any)."""
+    if _reduces(spec):
+        from vitbench.token_reduction import apply_token_reduction
+
+        apply_token_reduction(model, spec.reduction, model_name=spec.name)
+    return model
 
 
 def _built(module: nn.Module, dev: torch.device, weights: bool) -> nn.Module:
