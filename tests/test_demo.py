@@ -25,6 +25,15 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
     assert "## Training cost" in text and "figures/train_memory_vs_tokens.png" in text
     train_fits = next(t for t in markdown_tables(text) if "attention" in t.columns)
     assert set(train_fits["attention"]) == {"eager", "fused"}
+    # the merging sweep on the trained digits model: tested at each point, timed, analysed
+    assert "## Token merging and pruning" in text
+    for figure in ("token_reduction_accuracy", "token_merging_speedup"):
+        assert f"figures/{figure}.png" in image_links(text)
+    assert "figures/token_merging_attention_distance.png" in image_links(text)
+    tested = next(t for t in markdown_tables(text) if "change (points)" in t.columns)
+    assert list(tested["point"]) == ["plain", "r=2", "r=3", "keep 0.7"]
+    timed = next(t for t in markdown_tables(text) if "plain latency (ms)" in t.columns)
+    assert sorted(set(timed["batch"])) == ["1", "64"] and set(timed["point"]) == {"r=2", "r=3"}
     bench = next(t for t in markdown_tables(text) if "published GMACs" in t.columns)
     assert set(bench["model"]) == {"vit_base_patch16_224", "vit_tiny_patch16_224"}
     assert all((out / link).is_file() for link in image_links(text))

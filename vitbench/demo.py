@@ -47,6 +47,11 @@ class DemoConfig:
     train_cost_img_sizes: Sequence[int] = (32, 64, 96, 128)
     train_cost_batch_size: int = 2
     train_cost_budget_s: float = 0.5  # the step is about memory: shorter timing than the others
+    # token merging on the trained digits model: its 17 tokens in 4 blocks allow r <= 3
+    merging_r: Sequence[int] = (0, 2, 3)
+    prune_keep: float = 0.7
+    merging_batch_sizes: Sequence[int] = (1, 64)
+    merging_budget_s: float = 0.2  # a tiny model: each call takes a millisecond or a few
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -65,6 +70,7 @@ class DemoConfig:
             train_cost_img_sizes=(32, 48),
             train_cost_batch_size=1,
             train_cost_budget_s=0.05,
+            merging_budget_s=0.05,
         )
 
 
@@ -108,11 +114,20 @@ class Progress:
         return max(0.0, remaining * pace - in_step)
 
 
-def profile_into(models: Sequence[str], opts: Any, store: Store, note: Note) -> None:
-    """`vitbench profile` as a library call: points and power-law fits into ``store``."""
+def profile_into(
+    models: Sequence[Any], opts: Any, store: Store, note: Note, model_name: str | None = None
+) -> None:
+    """`vitbench profile` as a library call (names, or built modules called ``model_name``):
+    points and power-law fits into ``store``."""
     from vitbench.measure.profile import profile
 
-    profile(list(models), opts, store=store, on_step=lambda text, _done: note(text))
+    profile(
+        list(models),
+        opts,
+        store=store,
+        on_step=lambda text, _done: note(text),
+        model_name=model_name,
+    )
 
 
 def train_cost_options(config: DemoConfig) -> ProfileOptions:
@@ -135,27 +150,56 @@ def train_cost_into(model: str, opts: ProfileOptions, store: Store, note: Note) 
 
 
 def analyze_into(
-    model: Any, store: Store, note: Note, n_images: int, checkpoint: Path | None = None
+    model: Any,
+    store: Store,
+    note: Note,
+    n_images: int,
+    checkpoint: Path | None = None,
+    tome: int | None = None,
 ) -> None:
-    """`vitbench analyze attention` on digits: heads and the rollout overlay into ``store``."""
+    """`vitbench analyze attention` on digits (with ``tome`` tokens merged per block): heads
+    and the rollout overlay into ``store``."""
     from vitbench.attention import AttentionOptions, ImageSource, analyze_attention
 
+    opts = AttentionOptions(
+        checkpoint=checkpoint, n_images=n_images, batch_size=8, device="cpu", tome=tome
+    )
     analyze_attention(
         model,
         ImageSource("digits"),
-        AttentionOptions(checkpoint=checkpoint, n_images=n_images, batch_size=8, device="cpu"),
+        opts,
         store=store,
         on_progress=lambda done, total, phase: note(f"{phase} {done}/{total} images"),
     )
 
 
+def merging_options(config: DemoConfig) -> ProfileOptions:
+    """The trained digits model's latency with token merging at each r and batch size."""
+    return ProfileOptions(
+        metrics=frozenset({"params", "flops", "latency"}),
+        tome=tuple(config.merging_r),
+        batch_sizes=tuple(config.merging_batch_sizes),
+        device="cpu",
+        threads=config.threads,
+        budget_s=config.merging_budget_s,
+        rounds=config.timing_rounds,
+    )
+
+
 def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None:
-    """`vitbench train` with its defaults (a small ViT on digits), then its attention."""
+    """`vitbench train` with its defaults (a small ViT on digits), tested with token merging
+    and pruning; then its attention, plain and merged, and its latency merged."""
     from vitbench.train import TrainConfig, train
     from vitbench.train.checkpoint import WEIGHTS_FILE
 
+    cfg = TrainConfig(
+        epochs=config.train_epochs,
+        device="cpu",
+        tome=tuple(config.merging_r),
+        prune=(config.prune_keep,),
+    )
     result = train(
-        TrainConfig(epochs=config.train_epochs, device="cpu"),
+        cfg,
         store=store,
         on_epoch=lambda rec: note(
             f"epoch {rec['epoch']}/{config.train_epochs}, val accuracy {rec['val_acc']:.1%}"
@@ -163,7 +207,11 @@ def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None
     )
     rec = result.record
     spec = result.config.model_spec(rec["img_size"], rec["in_chans"], rec["num_classes"])
-    analyze_into(spec, store, note, config.attention_images, result.run_dir / WEIGHTS_FILE)
+    weights = result.run_dir / WEIGHTS_FILE
+    analyze_into(spec, store, note, config.attention_images, weights)
+    analyze_into(spec, store, note, config.attention_images, weights, max(config.merging_r))
+    note("timing token merging")
+    profile_into([result.model], merging_options(config), store, note, cfg.model)
 
 
 def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
@@ -183,6 +231,8 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     train = train_cost_options(config)
     n_bench, n_sizes = len(config.benchmark_models), len(config.sweep_img_sizes)
     n_train = len(config.train_cost_img_sizes)
+    merged = merging_options(config)
+    n_merged = len(config.merging_r) * len(config.merging_batch_sizes)
     # estimates: seconds per unit (per timing round), measured on the shared 2-core CPU with one
     # thread (ViT-S; ViT-Ti training steps)
     return [
@@ -214,8 +264,9 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
             lambda note: train_cost_into(config.train_cost_model, train, store, note),
         ),
         Step(
-            f"train a small ViT on digits ({config.train_epochs} epochs) and analyze its attention",
-            3.0 + 0.5 * config.train_epochs,
+            f"train a small ViT on digits ({config.train_epochs} epochs), test and time it with "
+            "token merging and pruning, and analyze its attention",
+            3.0 + 0.5 * config.train_epochs + 3.0 + 0.4 * n_merged * merged.rounds,
             lambda note: train_and_analyze_into(config, store, note),
         ),
         Step(

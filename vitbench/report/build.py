@@ -21,13 +21,21 @@ from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import differing_fields
 from vitbench.report.markdown import Document
-from vitbench.report.sections import attention, cost, training, training_cost
+from vitbench.report.sections import attention, cost, token_reduction, training, training_cost
 from vitbench.report.tables import with_mode
 from vitbench.store import DB_FILE, Store, open_store, read_table, resolve_url
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 #: the record tables the report reads whole (figures are read by name, as sections need them)
-TABLES = ("profile", "profile_fit", "attention", "train_epochs", "train_runs", "sweep")
+TABLES = (
+    "profile",
+    "profile_fit",
+    "attention",
+    "train_epochs",
+    "train_runs",
+    "token_reduction",
+    "sweep",
+)
 REPORT_NAME = "report.md"
 #: the first line of every report.md vitbench writes (older ones start with their heading)
 MARKER = "written by vitbench report"
@@ -143,7 +151,10 @@ def _remove_stale(previous: set[Path], current: set[Path], figures: Path) -> Non
 def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
     """Every section whose tables have rows, in the report's order."""
     _intro(ctx)
-    profile, fits = with_mode(tables["profile"]), with_mode(tables["profile_fit"])
+    # points measured with token merging or pruning have their own section, beside the plain
+    # model; every other section reads the plain model only
+    every, attn = with_mode(tables["profile"]), tables["attention"]
+    profile, fits = every[~token_reduction.reduced(every)], with_mode(tables["profile_fit"])
     if not profile.empty:
         infer = profile[profile["mode"] == "infer"]
         cost.add_benchmark(ctx, profile)
@@ -152,12 +163,13 @@ def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
         cost.add_utilization(ctx, profile)
         train = profile[profile["mode"] == "train"]
         training_cost.add_training_cost(ctx, train, fits[fits["mode"] == "train"])
-    if not tables["attention"].empty:
-        attention.add_attention(ctx, tables["attention"])
+    if not attn.empty:
+        attention.add_attention(ctx, attn[~token_reduction.reduced(attn)])
     if not (tables["train_epochs"].empty and tables["train_runs"].empty):
         training.add_training(ctx, tables["train_epochs"], tables["train_runs"])
     if not tables["sweep"].empty:
         training.add_sweep(ctx, tables["sweep"])
+    token_reduction.add_token_reduction(ctx, tables["token_reduction"], every, attn)
     _environments(ctx)
     _sources(ctx)
 
