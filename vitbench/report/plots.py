@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from vitbench.missing import is_missing
 from vitbench.plotting import save_png, subplots
@@ -57,6 +57,7 @@ class Panel:
     logx: bool = False
     logy: bool = False
     base_x: int = 10
+    integer_x: bool = False  # ticks on whole numbers only (layers, blocks)
 
 
 def _figure(
@@ -249,6 +250,8 @@ def panels(items: Sequence[Panel], path: Path, ncols: int | None = None) -> Path
         if panel.logy:
             ax.set_yscale("log")
             _plain_log_ticks(ax, "y", 10)
+        if panel.integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _title(ax, panel.title)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)

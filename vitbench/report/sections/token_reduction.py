@@ -255,7 +255,9 @@ def _speed_panels(timed: pd.DataFrame) -> list[plots.Panel]:
         ]
         first = group.iloc[0]
         title = f"{first['model']}, {fmt(first.get('img_size'), 0)} px, {first['mode']}"
-        panels.append(plots.Panel(title, "r (tokens merged per block)", "speedup (x)", series))
+        panels.append(
+            plots.Panel(title, "r (tokens merged per block)", "speedup (x)", series, integer_x=True)
+        )
     return panels
 
 
@@ -314,7 +316,9 @@ def _distance(ctx: Context, analyses: list[pd.DataFrame]) -> None:
         ]
         first = group.iloc[0]
         title = f"{first['model']} ({first.get('weights', '?')})"
-        panels.append(plots.Panel(title, "layer (depth)", "mean distance (px)", series))
+        panels.append(
+            plots.Panel(title, "layer (depth)", "mean distance (px)", series, integer_x=True)
+        )
     doc.image(
         plots.panels(panels, ctx.figure("token_merging_attention_distance")),
         "mean attention distance per layer at each r",
