@@ -155,16 +155,16 @@ def analyze_into(
     note: Note,
     n_images: int,
     checkpoint: Path | None = None,
-    tome: int | None = None,
+    tome: tuple[int, ...] = (),
 ) -> None:
-    """`vitbench analyze attention` on digits (with ``tome`` tokens merged per block): heads
-    and the rollout overlay into ``store``."""
-    from vitbench.attention import AttentionOptions, ImageSource, analyze_attention
+    """`vitbench analyze attention` on digits, plain and (``tome``) with that many tokens merged
+    per block: heads and the rollout overlay into ``store``."""
+    from vitbench.attention import AttentionOptions, ImageSource, analyze_attention_points
 
     opts = AttentionOptions(
-        checkpoint=checkpoint, n_images=n_images, batch_size=8, device="cpu", tome=tome
+        checkpoint=checkpoint, n_images=n_images, batch_size=8, device="cpu", tome=tome or None
     )
-    analyze_attention(
+    analyze_attention_points(
         model,
         ImageSource("digits"),
         opts,
@@ -208,8 +208,7 @@ def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None
     rec = result.record
     spec = result.config.model_spec(rec["img_size"], rec["in_chans"], rec["num_classes"])
     weights = result.run_dir / WEIGHTS_FILE
-    analyze_into(spec, store, note, config.attention_images, weights)
-    analyze_into(spec, store, note, config.attention_images, weights, max(config.merging_r))
+    analyze_into(spec, store, note, config.attention_images, weights, (max(config.merging_r),))
     note("timing token merging")
     profile_into([result.model], merging_options(config), store, note, cfg.model)
 

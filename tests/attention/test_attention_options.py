@@ -98,3 +98,12 @@ def test_a_built_module_is_recorded_with_its_own_weights_and_the_input_size_aske
     assert a.model == rec["model"] == "mine"
     assert rec["weights"] == "module" and rec["checkpoint"] is None
     assert rec["img_size"] == "48x48" and rec["n_keys"] == 1 + 3 * 3
+
+
+def test_points_are_the_plain_model_then_each_r_then_each_keep_rate() -> None:
+    opts = AttentionOptions(tome=(0, 4, 8), prune=(0.7,))
+    points = [(p.tome, p.prune) for p in opts.at_points()]
+    assert points == [((None,), (None,)), ((4,), (None,)), ((8,), (None,)), ((None,), (0.7,))]
+    assert AttentionOptions(tome=4).tome == (4,)  # one value from Python is one point
+    with pytest.raises(VitbenchError, match="analyses one point"):
+        opts.reduction()

@@ -91,6 +91,7 @@ def test_analyze_attention_with_merging(capsys, store) -> None:
     code, out, err = run(capsys, *argv, "--importance", "none", "--out", str(store))
     assert code == 0, err
     rows = read_table(store, "attention")
+    rows = rows[rows["reduction"] == "tome"]  # the plain model is analysed first
     assert set(rows["tome_r"]) == {2} and set(rows["tokens_per_layer"]) == {"37,35,33,31"}
     heads = rows[rows["head"] == 0].sort_values("layer")
     assert heads["n_queries"].tolist() == [37, 35, 33, 31]
@@ -108,3 +109,17 @@ def test_train_tests_each_point(capsys, store) -> None:
     assert points["tome_r"].tolist()[1] == 2
     assert points["test_acc"][0] == run_row["test_acc"]  # the plain point is train's own test
     assert (points["run_id"] == run_row["run_id"]).all()
+
+
+def test_analyze_attention_sweeps_the_points_as_profile_does(capsys, store, tmp_path) -> None:
+    argv = ["analyze", "attention", VIT, *TINY, "--tome", "0,2", "--prune", "0.5", "-n", "2"]
+    plots = tmp_path / "plots"
+    argv += ["-b", "2", "--importance", "none", "--plots-dir", str(plots)]
+    code, out, err = run(capsys, *argv, "--out", str(store))
+    assert code == 0, err
+    rows = read_table(store, "attention")
+    runs = rows.groupby("run_id", sort=False)["reduction"].first().fillna("plain")
+    assert runs.tolist() == ["plain", "tome", "prune"]  # the plain model first, once
+    merged = rows[rows["reduction"] == "tome"]
+    assert set(merged["tokens_per_layer"]) == {"37,35,33,31"}
+    assert sorted(p.name for p in plots.iterdir()) == ["plain", "prune_keep0.5", "tome_r2"]

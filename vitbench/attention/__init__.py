@@ -11,6 +11,7 @@ from vitbench.lazy import lazy_names
 _HOMES = {
     "AttentionAnalysis": "analysis",
     "analyze_attention": "analysis",
+    "analyze_attention_points": "analysis",
     "AttentionExtractor": "extract",
     "AttentionLayer": "extract",
     "extract_attention": "extract",

@@ -51,8 +51,15 @@ from vitbench.attention.stats import LayerStats
 from vitbench.environment import environment
 from vitbench.errors import VitbenchError
 from vitbench.store import Recorder, Store
-from vitbench.zoo import ModelSpec, create_model, default_input_size, load_imports, resolve_name
-from vitbench.zoo.reduction import reduction_fields, tokens_per_layer
+from vitbench.zoo import (
+    ModelSpec,
+    create_model,
+    default_input_size,
+    load_imports,
+    resolve_name,
+    with_checkpoint_spec,
+)
+from vitbench.zoo.reduction import check_reductions, reduction_fields, tokens_per_layer
 
 if TYPE_CHECKING:
     from vitbench.token_reduction import TokenReduction
@@ -116,6 +123,63 @@ def analyze_attention(
         run.subject.name, records, maps, pixels, _notes(run), recorder.run_id
     )
     return _record(analysis, recorder, plots_dir)
+
+
+def analyze_attention_points(
+    model: nn.Module | str | ModelSpec,
+    source: ImageSource | None = None,
+    opts: AttentionOptions = AttentionOptions(),
+    *,
+    store: Store | None = None,
+    plots_dir: str | os.PathLike | None = None,
+    on_progress: OnProgress | None = None,
+    model_name: str | None = None,
+) -> list[AttentionAnalysis]:
+    """:func:`analyze_attention` once per token-reduction point of ``opts`` (the plain model,
+    then each ``tome`` r, then each ``prune`` keep rate), each its own run; every point is
+    checked before the first is analysed. With several points, a given ``plots_dir`` gets a
+    folder per point (``plain``, ``tome_r8``, ``prune_keep0.7``)."""
+    opts.validate()
+    points = opts.at_points()
+    _check_points(model, points, model_name)
+    return [
+        analyze_attention(
+            model,
+            source,
+            point,
+            store=store,
+            plots_dir=_point_dir(plots_dir, point) if len(points) > 1 else plots_dir,
+            on_progress=on_progress,
+            model_name=model_name,
+        )
+        for point in points
+    ]
+
+
+def _check_points(
+    model: nn.Module | str | ModelSpec, points: list[AttentionOptions], model_name: str | None
+) -> None:
+    """Each point's reduction applied on the meta device: an r too large for the tokens, or a
+    family the transforms do not support, is refused before the first point is stored."""
+    if isinstance(model, nn.Module):
+        name = model_name or type(model).__name__
+        specs = [
+            ModelSpec(name, img_size=p.img_size, input_size=p.input_size, module=model,
+                      reduction=p.reduction())
+            for p in points
+        ]  # fmt: skip
+    else:
+        specs = [with_checkpoint_spec(_model_spec(model, p), p.checkpoint) for p in points]
+    check_reductions(specs)
+
+
+def _point_dir(plots_dir: str | os.PathLike | None, point: AttentionOptions) -> Path | None:
+    """``plots_dir/<point>``: plain, tome_r<r> or prune_keep<keep>."""
+    if plots_dir is None:
+        return None
+    (r,), (keep,) = point.tome, point.prune
+    name = f"tome_r{r}" if r else f"prune_keep{keep}" if keep is not None else "plain"
+    return Path(plots_dir) / name
 
 
 # -- build ----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Torch-free at import, so the command line can load it at start-up; :meth:`valida
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +57,10 @@ class AttentionOptions:
     )
     input_size: tuple[int, int, int] | None = input_size_option()
     imports: list[str] | None = imports_option()
-    tome: int | None = tome_option()
+    tome: Sequence[int | None] = tome_option(points=True, lead="Analyses at token merging r. ")
     tome_schedule: str = tome_schedule_option()
     proportional_attn: bool = proportional_attn_option()
-    prune: float | None = prune_option()
+    prune: Sequence[float | None] = prune_option(points=True, lead="Analyses at pruning. ")
     renormalise: bool = option(False, help=RENORMALISE_HELP)
     fusion: str = option("mean", help="Rollout head fusion: mean, max or min.")
     discard_ratio: float = option(
@@ -76,6 +77,14 @@ class AttentionOptions:
     checkpoint: Path | str | None = option(None, help="Weights file (safetensors or torch).")
     seed: int = option(0, help="Seed of the random initialisation and of the sample photos' crops.")
 
+    def __post_init__(self) -> None:
+        for name in ("tome", "prune"):  # one value, from Python, is a list of one point
+            value = getattr(self, name)
+            if value is None or isinstance(value, (int, float)):
+                object.__setattr__(self, name, (value,))
+            else:
+                object.__setattr__(self, name, tuple(value))
+
     def validate(self) -> None:
         """Raise :class:`VitbenchError` for options no analysis can use; builds nothing."""
         check_device(self.resolved_device())
@@ -90,23 +99,42 @@ class AttentionOptions:
         at_least("n_clusters", self.n_clusters, 1)
         at_least("n_overlays", self.n_overlays, 0)
         check_input_size(self.input_size)
-        self.reduction()
+        self.points()
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {self.checkpoint}")
 
-    def reduction(self) -> TokenReduction | None:
-        """The token merging or pruning the model runs with, checked; None when it has nothing
-        to do (``tome`` 0 is the plain model)."""
-        from vitbench.token_reduction import TokenReduction
+    def points(self) -> list[TokenReduction | None]:
+        """The token-reduction points, checked, as profile sweeps them: the plain model (None)
+        first, then each ``tome`` r, then each ``prune`` keep rate."""
+        from vitbench.zoo.reduction import reduction_points
 
-        reduction = TokenReduction(
-            tome_r=self.tome,
-            tome_schedule=self.tome_schedule,
+        return reduction_points(
+            self.tome,
+            self.prune,
+            schedule=self.tome_schedule,
             proportional=self.proportional_attn,
-            prune_keep=self.prune,
         )
-        reduction.validate()
-        return reduction if reduction.active else None
+
+    def at_points(self) -> list[AttentionOptions]:
+        """These options once per point, each naming that point alone."""
+        return [
+            replace(
+                self,
+                tome=(None if p is None or p.tome_r is None else p.tome_r,),
+                prune=(None if p is None else p.prune_keep,),
+            )
+            for p in self.points()
+        ]
+
+    def reduction(self) -> TokenReduction | None:
+        """The one token merging or pruning the model runs with (None: the plain model)."""
+        points = self.points()
+        if len(points) > 2:
+            raise VitbenchError(
+                "analyze_attention analyses one point: give one tome or prune value "
+                "(analyze_attention_points analyses several)"
+            )
+        return points[-1]
 
     def resolved_device(self) -> str:
         """``device``, or cuda when torch sees one, else cpu."""

@@ -77,7 +77,7 @@ def attention_cmd(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format."),
 ) -> None:
     """Mean attention distance, entropy, head importance, clusters and rollout, per head."""
-    from vitbench.attention import analyze_attention
+    from vitbench.attention import analyze_attention_points
     from vitbench.zoo import load_imports, resolve_name
 
     source = _image_source(images, sample_images, dataset)
@@ -93,10 +93,11 @@ def attention_cmd(
         def progress(done: int, total: int, phase: str) -> None:
             bar.update(task, description=f"{name}: {phase}", completed=done, total=total)
 
-        analysis = analyze_attention(
+        analyses = analyze_attention_points(
             name, source, opts, store=store, plots_dir=plots_dir, on_progress=progress
         )
-    _show(analysis, fmt, store)
+    for analysis in analyses:
+        _show(analysis, fmt, store)
 
 
 def _image_source(images: Path | None, sample_images: bool, dataset: str | None) -> ImageSource:
