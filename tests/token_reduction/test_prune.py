@@ -9,14 +9,17 @@ import pytest
 import torch
 from tiny_vits import (
     DISTILLED,
+    FAMILIES,
+    IDS,
+    N0,
     REGISTERS,
-    SCRATCH,
     SCRATCH_DISTILLED,
     SHAPE,
     TIMM,
     build,
     images,
     queries_keys,
+    reduced,
     spec,
     tokens_seen,
 )
@@ -27,22 +30,11 @@ from vitbench.measure.flops import count_macs, count_train_macs
 from vitbench.token_reduction import TokenReduction, apply_token_reduction, planned_tokens
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn
 
-FAMILIES = [TIMM, SCRATCH]
-IDS = ["timm", "scratch"]
-N0 = SHAPE.num_patches + 1  # 65 tokens: 64 patches and the class token
-
-
-def pruned(s: ModelSpec, reduction: TokenReduction, fused: bool = True):
-    model = build(s)
-    apply_token_reduction(model, reduction)
-    set_fused_attn(model, fused)
-    return model
-
 
 @pytest.mark.parametrize("s", FAMILIES, ids=IDS)
 @pytest.mark.parametrize("fused", [True, False])
 def test_keeps_the_top_k_by_class_attention_and_fuses_the_rest(s: ModelSpec, fused: bool) -> None:
-    model = pruned(s, TokenReduction(prune_keep=0.5, prune_layers=(1,)), fused)
+    model = reduced(s, TokenReduction(prune_keep=0.5, prune_layers=(1,)), fused)
     block, plain = model.blocks[1], build(s).blocks[1]  # plain: the same weights, untouched
     seen: dict[str, torch.Tensor] = {}
     block.register_forward_pre_hook(lambda _m, args: seen.update(x=args[0]))
@@ -55,15 +47,15 @@ def test_keeps_the_top_k_by_class_attention_and_fuses_the_rest(s: ModelSpec, fus
     attention = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)  # (B, H, N, N)
     score = attention.mean(1)[:, 0, 1:]  # the class token's, over the 64 patch tokens
     k_kept = math.ceil(0.5 * 64)
-    reduced = seen["reduced"]
-    assert reduced.shape == (2, 1 + k_kept + 1, SHAPE.embed_dim)
+    after = seen["reduced"]
+    assert after.shape == (2, 1 + k_kept + 1, SHAPE.embed_dim)
     for b in range(2):
         order = score[b].argsort(descending=True)
         top, rest = order[:k_kept], order[k_kept:]
-        assert torch.allclose(reduced[b, 0], mid[b, 0], atol=1e-6)  # the class token
-        assert torch.allclose(reduced[b, 1 : 1 + k_kept], mid[b, 1 + top], atol=1e-5)
+        assert torch.allclose(after[b, 0], mid[b, 0], atol=1e-6)  # the class token
+        assert torch.allclose(after[b, 1 : 1 + k_kept], mid[b, 1 + top], atol=1e-5)
         fused_token = (score[b, rest, None] * mid[b, 1 + rest]).sum(0)  # EViT: sum a_i x_i
-        assert torch.allclose(reduced[b, -1], fused_token, atol=1e-5)
+        assert torch.allclose(after[b, -1], fused_token, atol=1e-5)
 
 
 def test_default_layers_for_a_vit_b_are_evits() -> None:
@@ -114,7 +106,7 @@ def test_macs_are_the_closed_form_at_the_shrinking_counts(
 
 @pytest.mark.parametrize("s,prefix", [(DISTILLED, 2), (REGISTERS, 5), (SCRATCH_DISTILLED, 2)])
 def test_prefix_tokens_are_always_kept(s: ModelSpec, prefix: int) -> None:
-    model = pruned(s, TokenReduction(prune_keep=0.5))
+    model = reduced(s, TokenReduction(prune_keep=0.5))
     n0 = SHAPE.num_patches + prefix
     state = model.token_reduction_state
     state.trace_source = True
@@ -140,12 +132,12 @@ def test_fused_and_explicit_attention_prune_alike(s: ModelSpec) -> None:
     reduction = TokenReduction(prune_keep=0.5)
     x = images()
     with torch.no_grad():
-        fused, explicit = pruned(s, reduction, True)(x), pruned(s, reduction, False)(x)
+        fused, explicit = reduced(s, reduction, True)(x), reduced(s, reduction, False)(x)
     assert torch.allclose(fused, explicit, atol=1e-5)
 
 
 def test_a_pruned_model_trains() -> None:
-    model = pruned(TIMM, TokenReduction(prune_keep=0.5)).train()
+    model = reduced(TIMM, TokenReduction(prune_keep=0.5)).train()
     step = count_train_macs(model, (images(batch=2),), lambda out: out.sum())
     assert step.uncounted == {}
     model(images(batch=2)).sum().backward()

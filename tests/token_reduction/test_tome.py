@@ -9,10 +9,12 @@ import pytest
 import torch
 from tiny_vits import (
     DISTILLED,
+    FAMILIES,
+    IDS,
+    N0,
     POST_NORM,
     QK_NORM_LAYER_SCALE,
     REGISTERS,
-    SCRATCH,
     SCRATCH_DISTILLED,
     SHAPE,
     TIMM,
@@ -20,6 +22,7 @@ from tiny_vits import (
     build,
     images,
     queries_keys,
+    reduced,
     spec,
     tokens_seen,
 )
@@ -32,20 +35,10 @@ from vitbench.token_reduction import TokenReduction, apply_token_reduction, plan
 from vitbench.token_reduction.tome import merge_tokens
 from vitbench.zoo import ModelSpec, create_model, set_fused_attn
 
-FAMILIES = [TIMM, SCRATCH]
-IDS = ["timm", "scratch"]
 #: the families and the block variants they allow: qk-norm and layer scale, post-norm
 VARIANTS = [*FAMILIES, QK_NORM_LAYER_SCALE, POST_NORM]
 VARIANT_IDS = [*IDS, "timm-qk-norm-layer-scale", "scratch-post-norm"]
-N0 = SHAPE.num_patches + 1  # 65 tokens: 64 patches and the class token
 HEAD_DIM = SHAPE.embed_dim // SHAPE.num_heads
-
-
-def merged(s: ModelSpec, reduction: TokenReduction, fused: bool = True, seed: int = 0):
-    model = build(s, seed)
-    apply_token_reduction(model, reduction)
-    set_fused_attn(model, fused)
-    return model
 
 
 # --- the plain model as the limit r = 0 -------------------------------------------------------
@@ -69,7 +62,7 @@ def test_blocks_before_the_first_merge_are_bit_for_bit_the_plain_blocks(
     s: ModelSpec, fused: bool
 ) -> None:
     """r = 0 in the reducing classes: blocks 0-2 merge nothing and equal the plain ones."""
-    model, plain = merged(s, TokenReduction(tome_r=(0, 0, 0, 8)), fused), build(s)
+    model, plain = reduced(s, TokenReduction(tome_r=(0, 0, 0, 8)), fused), build(s)
     set_fused_attn(plain, fused)
     x = images()
     ours, theirs = block_outputs(model, x), block_outputs(plain, x)
@@ -78,7 +71,7 @@ def test_blocks_before_the_first_merge_are_bit_for_bit_the_plain_blocks(
 
 
 def test_an_inactive_reduction_turns_a_merged_model_back() -> None:
-    model, plain = merged(TIMM, TokenReduction(tome_r=8)), build(TIMM)
+    model, plain = reduced(TIMM, TokenReduction(tome_r=8)), build(TIMM)
     apply_token_reduction(model, TokenReduction(tome_r=0))
     assert [type(m) for m in model.modules()] == [type(m) for m in plain.modules()]
     assert not hasattr(model, "token_reduction_state")
@@ -190,7 +183,7 @@ def test_decreasing_schedule_of_a_vit_b_is_the_papers() -> None:
 
 @pytest.mark.parametrize("s", VARIANTS, ids=VARIANT_IDS)
 def test_sizes_add_up_and_sources_partition_the_original_tokens(s: ModelSpec) -> None:
-    model = merged(s, TokenReduction(tome_r=(4, 12, 3, 7)))
+    model = reduced(s, TokenReduction(tome_r=(4, 12, 3, 7)))
     state = model.token_reduction_state
     state.trace_source = True
     with torch.no_grad():
@@ -203,7 +196,7 @@ def test_sizes_add_up_and_sources_partition_the_original_tokens(s: ModelSpec) ->
 
 @pytest.mark.parametrize("s,prefix", [(DISTILLED, 2), (REGISTERS, 5), (SCRATCH_DISTILLED, 2)])
 def test_prefix_tokens_are_never_merged(s: ModelSpec, prefix: int) -> None:
-    model = merged(s, TokenReduction(tome_r=8))
+    model = reduced(s, TokenReduction(tome_r=8))
     n0 = SHAPE.num_patches + prefix
     state = model.token_reduction_state
     state.trace_source = True
@@ -255,7 +248,7 @@ def test_proportional_attention_is_attention_over_duplicated_tokens(
     s: ModelSpec, fused: bool
 ) -> None:
     """softmax(s_ij + log m_j) weights key j as if it were there m_j times."""
-    attn = merged(s, TokenReduction(tome_r=1)).blocks[0].attn
+    attn = reduced(s, TokenReduction(tome_r=1)).blocks[0].attn
     attn.fused_attn = fused
     plain = build(s).blocks[0].attn  # same seed: the same weights, the plain class
     g = torch.Generator().manual_seed(3)
@@ -272,7 +265,7 @@ def test_proportional_attention_is_attention_over_duplicated_tokens(
 @pytest.mark.parametrize("s", VARIANTS, ids=VARIANT_IDS)
 def test_fused_kernel_equals_the_explicit_softmax(s: ModelSpec) -> None:
     reduction = TokenReduction(tome_r=8)
-    fused, explicit = merged(s, reduction, True), merged(s, reduction, False)
+    fused, explicit = reduced(s, reduction, True), reduced(s, reduction, False)
     x = images()
     with torch.no_grad():
         assert torch.allclose(fused(x), explicit(x), atol=1e-5)
@@ -280,7 +273,7 @@ def test_fused_kernel_equals_the_explicit_softmax(s: ModelSpec) -> None:
 
 @pytest.mark.parametrize("s", VARIANTS, ids=VARIANT_IDS)
 def test_attention_reader_sees_the_merged_maps_bias_included(s: ModelSpec) -> None:
-    model = merged(s, TokenReduction(tome_r=8))
+    model = reduced(s, TokenReduction(tome_r=8))
     x = images(batch=2)
     inputs = []
     for b in model.blocks:
@@ -302,14 +295,14 @@ def test_attention_reader_sees_the_merged_maps_bias_included(s: ModelSpec) -> No
 
 @pytest.mark.parametrize("s", VARIANTS, ids=VARIANT_IDS)
 def test_each_image_is_merged_on_its_own(s: ModelSpec) -> None:
-    model, x = merged(s, TokenReduction(tome_r=8)), images(batch=3)
+    model, x = reduced(s, TokenReduction(tome_r=8)), images(batch=3)
     with torch.no_grad():
         alone = torch.cat([model(x[i : i + 1]) for i in range(3)])
         assert torch.allclose(model(x), alone, atol=1e-5)
 
 
 def test_a_merged_model_trains() -> None:
-    model = merged(TIMM, TokenReduction(tome_r=8)).train()
+    model = reduced(TIMM, TokenReduction(tome_r=8)).train()
     step = count_train_macs(model, (images(batch=2),), lambda out: out.sum())
     assert step.uncounted == {}
     model(images(batch=2)).sum().backward()
@@ -379,7 +372,7 @@ def test_activation_checkpointing_recomputes_the_same_merges() -> None:
     the tokens of the forward: the gradients equal those without checkpointing."""
     grads = []
     for checkpointing in (False, True):
-        model = merged(TIMM, TokenReduction(tome_r=8)).train()
+        model = reduced(TIMM, TokenReduction(tome_r=8)).train()
         model.set_grad_checkpointing(checkpointing)
         model(images(batch=2)).square().sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))

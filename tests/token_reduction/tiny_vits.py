@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from vitbench.measure.closed_form import ViTShape
-from vitbench.zoo import ModelSpec, create_model
+from vitbench.token_reduction import TokenReduction, apply_token_reduction
+from vitbench.zoo import ModelSpec, create_model, set_fused_attn
 
 #: 64 x 64 images in 8 x 8 patches: 64 patch tokens; width 64, 2 heads of 32, 4 blocks
 SHAPE = ViTShape(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=2, num_classes=10)
@@ -32,11 +33,23 @@ REGISTERS = spec(reg_tokens=4)
 SCRATCH_DISTILLED = spec("scratch_deit_tiny_distilled_patch16_224")
 QK_NORM_LAYER_SCALE = spec(qk_norm=True, init_values=0.1)
 POST_NORM = spec("scratch_vit_tiny_patch16_224", norm_first=False)
+#: the two supported families, and their test ids
+FAMILIES = [TIMM, SCRATCH]
+IDS = ["timm", "scratch"]
+N0 = SHAPE.num_patches + 1  # 65 tokens: 64 patches and the class token
 
 
 def build(s: ModelSpec, seed: int = 0, device: str = "cpu") -> nn.Module:
     torch.manual_seed(seed)
     return create_model(s, device=device).eval()
+
+
+def reduced(s: ModelSpec, reduction: TokenReduction, fused: bool = True, seed: int = 0):
+    """The model ``s`` built with ``seed``, transformed by ``reduction``, attention fused or not."""
+    model = build(s, seed)
+    apply_token_reduction(model, reduction)
+    set_fused_attn(model, fused)
+    return model
 
 
 def images(batch: int = 3, seed: int = 1, device: str = "cpu") -> torch.Tensor:
