@@ -30,8 +30,9 @@ from vitbench.measure.scaling import fit_scaling
 from vitbench.measure.sweep import OnStep, Sweep
 from vitbench.measure.timing import set_threads
 from vitbench.store import Recorder, Store
+from vitbench.token_reduction.settings import NONE
 from vitbench.zoo import ModelSpec, load_imports, resolve_name, with_checkpoint_spec
-from vitbench.zoo.reduction import NONE, check_reductions
+from vitbench.zoo.reduction import check_reductions
 
 __all__ = ["METRICS", "ProfileOptions", "ProfileRun", "profile"]
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from vitbench.errors import VitbenchError
 from vitbench.options import one_of
 
+#: what a record's ``reduction`` field says: the plain model, merging (ToMe), pruning (EViT)
+NONE, TOME, PRUNE = "none", "tome", "prune"
 #: ToMe's schedules of a single r: the same r in every block, or the paper's linear decrease
 SCHEDULES = ("constant", "decreasing")
 

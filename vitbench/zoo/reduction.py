@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from vitbench.token_reduction.settings import NONE, PRUNE, TOME
+
 if TYPE_CHECKING:
     from torch import nn
 
     from vitbench.token_reduction import TokenReduction
     from vitbench.zoo import ModelSpec
-
-#: what a row's ``reduction`` field says
-NONE, TOME, PRUNE = "none", "tome", "prune"
 
 
 def reduction_points(

@@ -25,11 +25,10 @@ from vitbench.report.tables import (
     format_columns,
     row_mode,
 )
+from vitbench.token_reduction.settings import NONE, PRUNE, TOME
 
-#: a row's ``reduction`` for the plain model, and the methods (as `vitbench.zoo.reduction`
-#: writes them; the report does not import the zoo, which loads torch)
-NONE = "none"
-METHODS = {"tome": "merging (ToMe)", "prune": "pruning (EViT)"}
+#: how each method reads
+METHODS = {TOME: "merging (ToMe)", PRUNE: "pruning (EViT)"}
 #: what must agree between a reduced profile point and the plain point it is compared with
 PROFILE_KEYS = (
     "run_id",
@@ -55,11 +54,11 @@ def point_name(rec: pd.Series | dict) -> str:
     """How a point reads: ``plain``, ``r=8`` (with a schedule other than constant) or
     ``keep 0.7``."""
     method = rec.get("reduction")
-    if method == "tome":
+    if method == TOME:
         schedule = rec.get("tome_schedule")
         extra = "" if is_missing(schedule) or schedule == "constant" else f" {schedule}"
         return f"r={_number(rec.get('tome_r'))}{extra}"
-    if method == "prune":
+    if method == PRUNE:
         return f"keep {_number(rec.get('prune_keep'))}"
     return "plain"
 
@@ -73,7 +72,7 @@ def _number(value: object) -> str:
 def _order(df: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """Sorted by the columns ``by``, then plain first, merging by r, pruning by falling keep
     rate."""
-    rank = column_or_none(df, "reduction").map({"tome": 1, "prune": 2}).fillna(0)
+    rank = column_or_none(df, "reduction").map({TOME: 1, PRUNE: 2}).fillna(0)
     r = pd.to_numeric(column_or_none(df, "tome_r"), errors="coerce")
     keep = -pd.to_numeric(column_or_none(df, "prune_keep"), errors="coerce")
     ordered = df.assign(_rank=rank, _r=r, _keep=keep)
@@ -243,7 +242,7 @@ def _speed(ctx: Context, timed: pd.DataFrame) -> None:
 def _speed_panels(timed: pd.DataFrame) -> list[plots.Panel]:
     """One panel per model and setting merged: a line per batch size from r = 0 (the plain
     point, 1x)."""
-    merged = timed[column_or_none(timed, "reduction") == "tome"]
+    merged = timed[column_or_none(timed, "reduction") == TOME]
     merged = merged.assign(r=pd.to_numeric(merged["tome_r"], errors="coerce")).dropna(subset="r")
     keys = [k for k in PROFILE_KEYS if k in merged and k != "batch_size"]
     keys += [k for k in ("tome_schedule", "proportional_attn") if k in merged]
