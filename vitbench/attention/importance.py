@@ -29,19 +29,37 @@ from vitbench.errors import VitbenchError
 _PROJECTION_NAMES = ("proj", "out_proj", "o_proj", "merge")
 
 
-def output_projection(layer: AttentionLayer) -> nn.Linear:
+def output_projection(layer: AttentionLayer, model: nn.Module | None = None) -> nn.Linear:
     """The linear layer that mixes the concatenated heads of an attention module (the first
-    linear layer of a projection that is a sequence, as LeViT's activation then linear)."""
+    linear layer of a projection that is a sequence, as LeViT's activation then linear).
+
+    Hugging Face's BERT and RoBERTa keep it beside the module, not in it: the layer
+    ``...attention.self`` is projected by ``...attention.output.dense``, found through ``model``.
+    """
     for name in _PROJECTION_NAMES:
         proj = getattr(layer.module, name, None)
         if isinstance(proj, nn.Module) and not isinstance(proj, nn.Linear):
             proj = next((m for m in proj.modules() if isinstance(m, nn.Linear)), None)
         if isinstance(proj, nn.Linear) and proj.in_features % layer.num_heads == 0:
             return proj
+    proj = _sibling_projection(layer, model)
+    if proj is not None:
+        return proj
     raise VitbenchError(
         f"cannot gate the heads of {layer.name} ({type(layer.module).__name__}): no output "
         f"projection named {' or '.join(_PROJECTION_NAMES)}; use importance none"
     )
+
+
+def _sibling_projection(layer: AttentionLayer, model: nn.Module | None) -> nn.Linear | None:
+    """``<parent>.output.dense`` of the layer's module (Hugging Face's BERT layout), if any."""
+    parent, dot, _ = layer.name.split("#")[0].rpartition(".")
+    if model is None or not dot:
+        return None
+    output = getattr(model.get_submodule(parent), "output", None)
+    proj = getattr(output, "dense", None)
+    fits = isinstance(proj, nn.Linear) and proj.in_features % layer.num_heads == 0
+    return proj if fits else None
 
 
 class _ColumnGate(nn.Module):
@@ -65,9 +83,16 @@ class HeadGates:
     the projections' own weight parameters.
     """
 
-    def __init__(self, layers: Sequence[AttentionLayer], requires_grad: bool = False) -> None:
+    def __init__(
+        self,
+        layers: Sequence[AttentionLayer],
+        requires_grad: bool = False,
+        model: nn.Module | None = None,
+    ) -> None:
+        """``model``: the model the layers belong to, where a projection lies outside its layer
+        (see :func:`output_projection`)."""
         self.layers = list(layers)
-        self.projections = [output_projection(layer) for layer in self.layers]
+        self.projections = [output_projection(layer, model) for layer in self.layers]
         self.gates = [
             torch.ones(
                 layer.num_heads,
@@ -114,7 +139,7 @@ def head_mask_importance(
     One forward per head and batch, plus one unmasked: (layers x heads + 1) x batches forwards.
     """
     batches = list(batches)
-    gates = HeadGates(layers)
+    gates = HeadGates(layers, model=model)
 
     def loss_and_correct() -> tuple[float, float]:
         loss = correct = 0.0

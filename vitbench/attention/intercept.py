@@ -2,9 +2,10 @@
 
 Two calls are read: ``torch.nn.functional.scaled_dot_product_attention`` in any module, and a
 softmax over the last dimension inside a module whose class names itself attention (``Attention``,
-``Attn``) and says how many heads it has (``num_heads``, ``n_heads`` or ``heads``): LeViT,
-EfficientFormer, torchvision's Swin and MaxViT, hand-written ViTs. The real call runs as it
-would and its output is returned untouched; for a softmax the weights are that output, for
+``Attn``) and says how many heads it has (``num_heads``, ``n_heads``, ``heads`` or Hugging Face's
+``num_attention_heads``): LeViT, EfficientFormer, torchvision's Swin and MaxViT, hand-written
+ViTs, the eager attention of Hugging Face's BERT and ViT family. The real call runs as it would
+and its output is returned untouched; for a softmax the weights are that output, for
 ``scaled_dot_product_attention`` they are recomputed from the call's own arguments by
 :func:`sdpa_weights`.
 
@@ -49,7 +50,7 @@ OnCall = Callable[[nn.Module, str, int, tuple, dict, Any], None]
 
 def heads_attribute(module: nn.Module) -> int | None:
     """The number of heads a module declares, under the names common code uses."""
-    for attr in ("num_heads", "n_heads", "heads"):
+    for attr in ("num_heads", "n_heads", "heads", "num_attention_heads"):
         value = getattr(module, attr, None)
         if isinstance(value, int) and not isinstance(value, bool):
             return value

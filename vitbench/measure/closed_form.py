@@ -1,9 +1,11 @@
-"""Closed-form parameter and MAC counts of a plain ViT, term by term, forward and backward.
+"""Closed-form parameter and MAC counts of a plain ViT, term by term, forward and backward, and
+of BERT's forward.
 
-An independent truth for the operator-level counter: written from the architecture (Dosovitskiy
-et al. 2021) rather than from a forward pass. MACs follow the counter's convention: one
-multiply-add = 1, layer norms 5 operations per element (fvcore's rule), everything else free;
-in backward a layer norm's input gradient 5 per element and its weight gradient 1.
+An independent truth for the operator-level counter: written from the architectures (Dosovitskiy
+et al. 2021; Devlin et al. 2019) rather than from a forward pass. MACs follow the counter's
+convention: one multiply-add = 1, layer norms 5 operations per element (fvcore's rule),
+everything else free (softmax, GELU, tanh, gathers, sums); in backward a layer norm's input
+gradient 5 per element and its weight gradient 1.
 """
 
 from __future__ import annotations
@@ -120,3 +122,49 @@ def vit_params(s: ViTShape) -> int:
         + d  # MLP
     )
     return patch + tokens + s.depth * block + 2 * d + d * s.num_classes + s.num_classes
+
+
+@dataclass(frozen=True)
+class BertShape:
+    """A BERT encoder with a pooler (BERT-base by default) and a classifier on the pooled
+    [CLS] state (none when ``num_classes`` is 0). Heads do not enter the counts: the attention
+    products cost heads x N x N x (D / heads) whatever the split."""
+
+    seq_len: int = 512
+    vocab_size: int = 30522
+    positions: int = 512
+    type_vocab_size: int = 2
+    embed_dim: int = 768
+    depth: int = 12
+    mlp_dim: int = 3072
+    num_classes: int = 2
+
+
+def bert_macs_terms(s: BertShape) -> dict[str, int]:
+    """MACs of one sequence, per term (each encoder term summed over all layers); the
+    embeddings are gathers and sums, free."""
+    n, d, h = s.seq_len, s.embed_dim, s.mlp_dim
+    return {
+        "embed_norm": n * d * 5,
+        "qkv": s.depth * n * d * 3 * d,
+        "attn_scores": s.depth * n * n * d,  # Q K^T over all heads
+        "attn_values": s.depth * n * n * d,  # softmax(.) V
+        "attn_proj": s.depth * n * d * d,
+        "mlp": s.depth * 2 * n * d * h,
+        "layer_norms": 2 * s.depth * n * d * 5,  # post-norm: after attention and after the MLP
+        "pooler": d * d,  # on the [CLS] state only
+        "classifier": d * s.num_classes,
+    }
+
+
+def bert_macs(s: BertShape) -> int:
+    return sum(bert_macs_terms(s).values())
+
+
+def bert_params(s: BertShape) -> int:
+    """Parameters of BERT with its pooler and a linear classifier (none for 0 classes)."""
+    d, h = s.embed_dim, s.mlp_dim
+    embed = (s.vocab_size + s.positions + s.type_vocab_size) * d + 2 * d  # tables, norm
+    layer = 4 * (d * d + d) + (d * h + h) + (h * d + d) + 2 * 2 * d  # q, k, v, out; MLP; norms
+    head = d * s.num_classes + s.num_classes if s.num_classes else 0
+    return embed + s.depth * layer + d * d + d + head

@@ -1,5 +1,6 @@
 """Where models come from: timm names and globs, readable aliases, our from-scratch models,
-torchvision's classifiers, a user's factory and packages that register models with timm."""
+torchvision's classifiers, Hugging Face ``transformers`` models (``hf:``), a user's factory and
+packages that register models with timm."""
 
 from vitbench.zoo import scratch  # noqa: F401  (registers the from-scratch models)
 from vitbench.zoo.factory import (

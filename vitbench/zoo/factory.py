@@ -2,8 +2,9 @@
 
 A spec is a timm model name, one of our aliases (``ViT-B/16``), a from-scratch model
 (``scratch_vit_tiny_patch16_224``), or a name from another source (``torchvision:vit_b_16``,
-``path/to/file.py:factory``, ``hf-hub:org/repo``: :mod:`vitbench.zoo.sources`), plus size
-overrides (``img_size``, ``in_chans``, ``num_classes``) and architecture keyword overrides
+``path/to/file.py:factory``, ``hf-hub:org/repo``: :mod:`vitbench.zoo.sources`; Hugging Face
+``transformers`` models, ``hf:bert``: :mod:`vitbench.zoo.hf`), plus size overrides
+(``img_size``, ``in_chans``, ``num_classes``) and architecture keyword overrides
 (``patch_size=8,depth=6``). A spec may also carry a module built elsewhere, which it names
 but never builds.
 """
@@ -123,10 +124,12 @@ def with_checkpoint_spec(spec: ModelSpec, checkpoint: str | os.PathLike | None) 
 
 @functools.cache
 def spec_kwarg_keys() -> frozenset[str]:
-    """Keys a stored spec may set: :data:`SHAPE_KEYS` and the from-scratch models' arguments."""
+    """Keys a stored spec may set: :data:`SHAPE_KEYS`, the from-scratch models' arguments and
+    the config keys that shape an ``hf:`` model."""
+    from vitbench.zoo.hf import HF_SPEC_KEYS
     from vitbench.zoo.scratch import bert, mlp, transformer, vit
 
-    keys = set(SHAPE_KEYS)
+    keys = set(SHAPE_KEYS) | HF_SPEC_KEYS
     for cls in (vit.VisionTransformer, bert.Bert, mlp.MLP, transformer.Transformer):
         keys.update(list(inspect.signature(cls.__init__).parameters)[1:])
     return frozenset(keys)
@@ -174,7 +177,7 @@ def known_names() -> list[str]:
 def resolve_name(name: str) -> str:
     """Map an alias or exact name to the canonical model name, or raise with suggestions.
 
-    torchvision, factory and hf-hub specs are checked and kept as written
+    torchvision, factory, hf and hf-hub specs are checked and kept as written
     (:func:`vitbench.zoo.sources.resolve_source`).
     """
     if get_factory(name) is not None:
@@ -230,11 +233,11 @@ def create_model(
 
     Random init by default; ``checkpoint`` loads a local file as weights only, after its tensor
     shapes are checked against the model built on the meta device (so a file cannot make
-    vitbench allocate a model it does not fit); ``pretrained`` asks timm (or torchvision, or
-    the factory) for published weights (error at once when neither a cache nor a network has
-    them). A spec's built ``module`` is moved to ``device`` (copied to the meta device). The
-    spec's token ``reduction`` is applied last, to the model with its weights (to a copy of a
-    built module: the caller's stays as it was).
+    vitbench allocate a model it does not fit); ``pretrained`` asks timm (or torchvision,
+    transformers, the factory) for published weights (error at once when neither a cache nor a
+    network has them). A spec's built ``module`` is moved to ``device`` (copied to the meta
+    device). The spec's token ``reduction`` is applied last, to the model with its weights (to
+    a copy of a built module: the caller's stays as it was).
     """
     if isinstance(spec, str):
         spec = ModelSpec(resolve_name(spec))

@@ -8,6 +8,8 @@ A spec's name says where its model comes from:
 - ``path/to/file.py:factory`` or ``package.module:factory``: a callable returning an
   ``nn.Module``, called with the size overrides and model kwargs its signature accepts; the
   others are *not applied* (a :class:`NotAppliedWarning`, and :func:`not_applied` for records);
+- ``hf:NAME``: a Hugging Face ``transformers`` model, a model type or a hub repo id
+  (:mod:`vitbench.zoo.hf`);
 - ``hf-hub:org/repo``: passed to timm as it is;
 - anything else: a timm, alias or from-scratch name (:mod:`vitbench.zoo.factory`).
 
@@ -64,10 +66,11 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except Exception as exc:
-        raise VitbenchError(f"cannot import {name}: {_first_line(exc)}") from exc
+        raise VitbenchError(f"cannot import {name}: {first_line(exc)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """``'ValueError: its first line'`` of an exception, for one-line messages."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -76,7 +79,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def source_of(name: str) -> str:
-    """``'torchvision'``, ``'hf-hub'``, ``'file'``, ``'module'`` or ``'name'`` (timm, ours)."""
+    """``'torchvision'``, ``'hf'``, ``'hf-hub'``, ``'file'``, ``'module'`` or ``'name'``
+    (timm, ours)."""
+    from vitbench.zoo.hf import is_hf  # hf imports this module
+
+    if is_hf(name):
+        return "hf"
     if name.startswith(TORCHVISION):
         return "torchvision"
     if name.startswith(HF_HUB):
@@ -92,9 +100,14 @@ def source_of(name: str) -> str:
 
 
 def resolve_source(name: str) -> str | None:
-    """The canonical name of a torchvision, factory or hf-hub spec (checked: the factory is
-    loaded); None for a plain name, which the zoo's own registries resolve."""
+    """The canonical name of a torchvision, factory, hf or hf-hub spec (checked: the factory is
+    loaded, an hf config found); None for a plain name, which the zoo's own registries resolve."""
     kind = source_of(name)
+    if kind == "hf":
+        from vitbench.zoo.hf import hf_config
+
+        hf_config(name)
+        return name
     if kind == "torchvision":
         if name not in torchvision_names():
             close = difflib.get_close_matches(name, torchvision_names(), n=3, cutoff=0.6)
@@ -119,10 +132,14 @@ def torchvision_names() -> list[str]:
 
 
 def construct(name: str, kwargs: dict[str, Any], pretrained: bool) -> nn.Module | None:
-    """The model of a torchvision or factory spec (on the default device); None otherwise."""
+    """The model of a torchvision, hf or factory spec (on the default device); None otherwise."""
     kind = source_of(name)
     if kind == "torchvision":
         return _torchvision(name, kwargs, pretrained)
+    if kind == "hf":
+        from vitbench.zoo.hf import build_hf
+
+        return build_hf(name, kwargs, pretrained)
     if kind not in ("file", "module"):
         return None
     factory = load_factory(name)
@@ -139,7 +156,7 @@ def construct(name: str, kwargs: dict[str, Any], pretrained: bool) -> nn.Module 
     try:
         model = factory(**given)
     except Exception as exc:
-        raise VitbenchError(f"{name} failed: {_first_line(exc)}") from exc
+        raise VitbenchError(f"{name} failed: {first_line(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise VitbenchError(
             f"{name} returned a value of type {type(model).__name__}, not a torch.nn.Module"
@@ -285,7 +302,7 @@ def _load_file(where: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[module_name]
-        raise VitbenchError(f"cannot import {where}: {_first_line(exc)}") from exc
+        raise VitbenchError(f"cannot import {where}: {first_line(exc)}") from exc
     return module
 
 
@@ -294,11 +311,15 @@ def _load_file(where: str) -> Any:
 
 def check_available(name: str, pretrained: bool) -> None:
     """Fail fast, in one line, when what building ``name`` needs cannot be had offline:
-    pretrained weights, or the config of an ``hf-hub:`` model."""
+    pretrained weights, or the config of an ``hf:`` or ``hf-hub:`` model."""
     from vitbench.zoo.weights import check_hub_files, check_pretrained_available
 
     kind = source_of(name)
-    if kind == "torchvision" and pretrained:
+    if kind == "hf":
+        from vitbench.zoo import hf
+
+        hf.check_available(name, pretrained)
+    elif kind == "torchvision" and pretrained:
         _check_torchvision_cache(name)
     elif kind in ("file", "module") and pretrained:
         if not _takes(load_factory(name), "pretrained"):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -142,14 +144,28 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``) takes a connection within ``timeout``
+    seconds, name lookup included; False at once when ``HF_HUB_OFFLINE`` is set."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    address = (url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443))
+    answers: list[bool] = []
+
+    def probe() -> None:  # in a thread: a stalled name lookup ignores socket timeouts
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                answers.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answers)
 
 
 def check_pretrained_available(timm_name: str) -> None:
@@ -171,7 +187,7 @@ def check_pretrained_available(timm_name: str) -> None:
         files = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin")
         check_hub_files(repo, files, f"pretrained weights for {timm_name}")
         return
-    if not _hub_reachable():
+    if not hub_reachable():
         raise VitbenchError(
             f"pretrained weights for {timm_name} come from {cfg.url} and there is no network"
         )
@@ -186,7 +202,7 @@ def check_hub_files(repo: str, files: tuple[str, ...], what: str) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         constants.HF_HUB_OFFLINE = True  # read at import: the variable alone comes too late
         return
-    if not _hub_reachable():
+    if not hub_reachable():
         raise VitbenchError(
             f"{what} not in the hub cache ({constants.HF_HUB_CACHE}, repo {repo}) and the hub "
             "is unreachable; download the repo where there is a network"
