@@ -1,4 +1,5 @@
-"""Attention analysis: extraction, per-head metrics, rollout, head clusters and importance.
+"""Attention analysis of images and text: extraction, per-head metrics, rollout, head clusters
+and importance.
 
 Names are imported on first use, so ``vitbench.attention.options`` (read by the command line
 at start-up) loads without torch.
@@ -19,6 +20,9 @@ _HOMES = {
     "ImageSource": "images",
     "AttentionOptions": "options",
     "attention_rollout": "rollout",
+    "TextAttentionAnalysis": "text",
+    "analyze_text_attention": "text",
+    "TextSource": "text_input",
 }
 
 __all__ = sorted(_HOMES)

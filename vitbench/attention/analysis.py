@@ -15,11 +15,10 @@ and named in every row's ``rollout_figure``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitbench.attention.build import frozen, model_spec, refuse_for_module, seeded
 from vitbench.attention.clusters import cluster_heads, head_features
 from vitbench.attention.extract import AttentionExtractor, AttentionLayer
 from vitbench.attention.geometry import Placement, place_merged, place_tokens
@@ -38,12 +38,8 @@ from vitbench.attention.images import (
     image_batches,
     normalisation,
 )
-from vitbench.attention.importance import (
-    HeadGates,
-    classification_loss,
-    head_mask_importance,
-    normalise_per_layer,
-)
+from vitbench.attention.importance import HeadGates
+from vitbench.attention.importance_fields import add_importance, gate_gradients
 from vitbench.attention.options import AttentionOptions, check_plots_dir
 from vitbench.attention.plots import ROLLOUT, write_plots
 from vitbench.attention.rollout import rollout_step
@@ -55,8 +51,6 @@ from vitbench.zoo import (
     ModelSpec,
     create_model,
     default_input_size,
-    load_imports,
-    resolve_name,
     with_checkpoint_spec,
 )
 from vitbench.zoo.reduction import check_reductions, reduction_fields, tokens_per_layer
@@ -66,8 +60,6 @@ if TYPE_CHECKING:
 
 #: (images done, images in all, phase) -> None
 OnProgress = Callable[[int, int, str], None]
-#: the records by (layer, head)
-ByHead = dict[tuple[int, int], dict[str, Any]]
 
 
 @dataclass
@@ -115,7 +107,9 @@ def analyze_attention(
     run = _AttentionPass(_build(model, opts, device, model_name), opts, device)
     run.run(source, on_progress)
     records = _records(run.layers, run.stats)
-    _add_importance({(r["layer"], r["head"]): r for r in records}, run, on_progress)
+    head = {(r["layer"], r["head"]): r for r in records}
+    kept = run.kept if opts.mask_importance else None
+    add_importance(head, run.layers, run.gate_grads, run.done, run.subject.net, kept, on_progress)
     _add_clusters(records, run)
     records = _describe(records, run, source)
     maps, pixels = run.rollout.maps(), run.rollout.pixels()
@@ -169,7 +163,7 @@ def _check_points(
             for p in points
         ]  # fmt: skip
     else:
-        specs = [with_checkpoint_spec(_model_spec(model, p), p.checkpoint) for p in points]
+        specs = [with_checkpoint_spec(model_spec(model, p), p.checkpoint) for p in points]
     check_reductions(specs)
 
 
@@ -212,7 +206,7 @@ def _build(
     Which options apply to a name, a spec or a built module: see :func:`analyze_attention`.
     """
     if isinstance(model, nn.Module):
-        _refuse_for_module(opts)
+        refuse_for_module(opts)
         name = model_name or type(model).__name__
         reduction = opts.reduction()
         spec = ModelSpec(
@@ -225,8 +219,8 @@ def _build(
         size = default_input_size(model, spec)
         net = create_model(spec, device=device)  # reduced: a copy, the caller's stays plain
         return _Subject(net, name, size, "module", reduction=reduction)
-    spec = _model_spec(model, opts)
-    with _seeded(opts.seed, device):
+    spec = model_spec(model, opts)
+    with seeded(opts.seed, device):
         net = create_model(
             spec, device=device, pretrained=opts.pretrained, checkpoint=opts.checkpoint
         )
@@ -235,59 +229,6 @@ def _build(
     size = default_input_size(net, spec)
     name = model_name or spec.name
     return _Subject(net.to(device), name, size, weights, checkpoint, spec.reduction)
-
-
-@contextmanager
-def _seeded(seed: int, device: str) -> Iterator[None]:
-    """torch's random streams (the CPU's, and ``device``'s when it is a GPU) start from
-    ``seed`` inside, and are the caller's again after."""
-    dev = torch.device(device)
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
-        torch.manual_seed(seed)
-        yield
-
-
-def _model_spec(model: str | ModelSpec, opts: AttentionOptions) -> ModelSpec:
-    """The spec to build: a name with the options' sizes, or a spec they fill but never change.
-
-    An option that a given spec also sets, to another value, is refused.
-    """
-    load_imports(opts.imports)
-    spec = ModelSpec(resolve_name(model)) if isinstance(model, str) else model
-    for key in ("img_size", "num_classes"):
-        mine, its = getattr(opts, key), getattr(spec, key)
-        if mine is not None and its is not None and mine != its:
-            raise VitbenchError(f"{key} {mine} differs from the spec's {its}: give it in one place")
-    clash = [k for k, v in opts.model_kwargs.items() if spec.kwargs.get(k, v) != v]
-    if clash:
-        raise VitbenchError(
-            f"model_kwargs {', '.join(clash)} differ from the spec's: give them in one place"
-        )
-    reduction = opts.reduction()
-    if None not in (reduction, spec.reduction) and reduction != spec.reduction:
-        raise VitbenchError("tome and prune differ from the spec's reduction: give it in one place")
-    return dataclasses.replace(
-        spec,
-        img_size=opts.img_size if spec.img_size is None else spec.img_size,
-        num_classes=opts.num_classes if spec.num_classes is None else spec.num_classes,
-        kwargs={**opts.model_kwargs, **spec.kwargs},
-        input_size=spec.input_size or opts.input_size,
-        reduction=spec.reduction or reduction,
-    )
-
-
-def _refuse_for_module(opts: AttentionOptions) -> None:
-    """A built module has its weights and shape: the options that make them cannot apply."""
-    if opts.pretrained or opts.checkpoint is not None:
-        raise VitbenchError(
-            "a built module carries its own weights; pretrained and checkpoint apply to a "
-            "model name or spec"
-        )
-    if opts.num_classes is not None or opts.model_kwargs:
-        raise VitbenchError(
-            "a built module has its shape already; num_classes and model_kwargs apply to a "
-            "model name or spec"
-        )
 
 
 # -- the pass over the images ---------------------------------------------------------------
@@ -308,7 +249,9 @@ class _AttentionPass:
         self.extractor = AttentionExtractor(subject.net, self._on_attention, subject.name, probe)
         self.layers = self.extractor.layers
         want_grad = opts.gradient_importance
-        self.gates = HeadGates(self.layers, requires_grad=True) if want_grad else None
+        self.gates = (
+            HeadGates(self.layers, requires_grad=True, model=subject.net) if want_grad else None
+        )
         self.gate_grads: list[torch.Tensor] | None = None  # per layer (heads,), batches summed
         self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x, labels), for masking
         self.done = 0  # images analysed
@@ -320,7 +263,7 @@ class _AttentionPass:
         total = count_images(source, opts.n_images)
         mean, std = normalisation(net)
         size = self.subject.input_size
-        with _frozen(net), self.extractor:
+        with frozen(net), self.extractor:
             batches = image_batches(source, total, opts.batch_size, size, mean, std, opts.seed)
             for batch in batches:
                 self._batch(batch)
@@ -359,7 +302,7 @@ class _AttentionPass:
         self.rollout.end_batch()
         labels = self._labels(batch.labels, logits)
         if self.gates is not None:
-            self._add_gate_grads(logits, labels)
+            self.gate_grads = gate_gradients(self.gates, logits, labels, self.gate_grads)
         if self.opts.mask_importance:
             self.kept.append((x, labels))
         self.done += len(x)
@@ -375,13 +318,6 @@ class _AttentionPass:
                 "(use importance 'none')"
             )
         return None if given is None else given.to(self.device)
-
-    def _add_gate_grads(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add |d loss / d gate| of this batch to the sums, per layer (heads,)."""
-        grads = torch.autograd.grad(classification_loss(logits, labels), self.gates.gates)
-        g = [gr.detach().abs().cpu() for gr in grads]
-        summed = self.gate_grads
-        self.gate_grads = g if summed is None else [a + b for a, b in zip(summed, g, strict=True)]
 
 
 class _Sources:
@@ -409,19 +345,6 @@ class _Sources:
         return None
 
 
-@contextmanager
-def _frozen(net: nn.Module) -> Iterator[None]:
-    """No parameter of ``net`` needs a gradient inside (only the head gates do); then restored."""
-    saved = [p.requires_grad for p in net.parameters()]
-    try:
-        for p in net.parameters():
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(net.parameters(), saved, strict=True):
-            p.requires_grad_(flag)
-
-
 def _is_logits(out: Any) -> bool:
     return isinstance(out, torch.Tensor) and out.ndim == 2
 
@@ -437,30 +360,6 @@ def _records(layers: list[AttentionLayer], stats: dict[int, LayerStats]) -> list
             rec["reader"] = layer.reader
             out.append(rec)
     return out
-
-
-def _add_importance(head: ByHead, run: _AttentionPass, on_progress: OnProgress | None) -> None:
-    """Gate-gradient importance from the pass; masking importance by a second pass."""
-    if run.gate_grads is not None:
-        grads = run.gate_grads
-        for layer, imp, raw in zip(run.layers, normalise_per_layer(grads), grads, strict=True):
-            for h in range(layer.num_heads):
-                head[layer.index, h].update(
-                    importance=float(imp[h]), importance_grad=float(raw[h] / run.done)
-                )
-    if not run.opts.mask_importance:
-        return
-    if on_progress:
-        on_progress(0, 1, "masking heads one at a time")
-    d_loss, d_acc = head_mask_importance(run.subject.net, run.layers, run.kept)
-    normalised = normalise_per_layer(d_loss)
-    for layer, imp, dl, da in zip(run.layers, normalised, d_loss, d_acc, strict=True):
-        for h in range(layer.num_heads):
-            head[layer.index, h].update(
-                importance_mask=float(imp[h]),
-                mask_loss_delta=float(dl[h]),
-                mask_accuracy_delta=float(da[h]),
-            )
 
 
 def _add_clusters(records: list[dict[str, Any]], run: _AttentionPass) -> None:

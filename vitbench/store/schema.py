@@ -49,7 +49,11 @@ TABLES: dict[str, TableSpec] = {
             ("run_id", "model", "batch_size", "x", "metric"),
             "one power-law fit of a metric against tokens",
         ),
-        TableSpec("attention", ("run_id", "model", "layer", "head"), "one attention head"),
+        TableSpec(
+            "attention",
+            ("run_id", "model", "sentence", "layer", "head"),
+            "one attention head (on one sentence, for text)",
+        ),
         TableSpec("train_epochs", ("run_id", "epoch"), "one training epoch"),
         TableSpec("train_runs", ("run_id",), "one finished training run"),
         TableSpec(

@@ -53,6 +53,8 @@ class Bert(nn.Module):
             )
         self.vocab_size, self.seq_len, self.num_classes = vocab_size, seq_len, num_classes
         self.cls_id, self.sep_id = cls_id, sep_id
+        #: the most tokens it takes: the learned position table's size (no limit when sinusoidal)
+        self.max_positions: int | None = seq_len if pos_embed == "learn" else None
         self.token_embed = nn.Embedding(vocab_size, embed_dim)
         self.pos_embed = (
             LearnedPositionEmbedding(seq_len, embed_dim)
