@@ -13,7 +13,7 @@ from vitbench.cli import main
 CASES = [
     # usage errors: click's own message, exit 2 (typer ships its own copy of click)
     (["train", "--epoch", "1"], 2, "No such option: --epoch"),
-    (["analyze", "attention"], 2, "Missing argument 'model'"),
+    (["analyze", "attention"], 2, "give a MODEL (or --qkv FILE"),
     (["profile", "--format", "xml"], 2, "Invalid value for '--format'"),
     (["train", "--threads", "abc"], 2, "Invalid value for '--threads'"),
     (["profil"], 2, "No such command 'profil'"),

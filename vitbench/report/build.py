@@ -21,7 +21,14 @@ from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import differing_fields
 from vitbench.report.markdown import Document
-from vitbench.report.sections import attention, cost, token_reduction, training, training_cost
+from vitbench.report.sections import (
+    attention,
+    cost,
+    text_attention,
+    token_reduction,
+    training,
+    training_cost,
+)
 from vitbench.report.tables import with_mode
 from vitbench.store import DB_FILE, Store, open_store, read_table, resolve_url
 
@@ -165,6 +172,7 @@ def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
         training_cost.add_training_cost(ctx, train, fits[fits["mode"] == "train"])
     if not attn.empty:
         attention.add_attention(ctx, attn[~token_reduction.reduced(attn)])
+        text_attention.add_text_attention(ctx, attn)
     if not (tables["train_epochs"].empty and tables["train_runs"].empty):
         training.add_training(ctx, tables["train_epochs"], tables["train_runs"])
     if not tables["sweep"].empty:

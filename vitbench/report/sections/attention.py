@@ -17,6 +17,7 @@ from vitbench.plotting import layer_head_grid
 from vitbench.report import plots
 from vitbench.report.context import Context
 from vitbench.report.environment import ENV_COLUMN, mixed_warning
+from vitbench.report.sections.text_attention import text_rows
 from vitbench.report.tables import fmt
 
 #: columns that name one analysis (a model with its weights, on its images)
@@ -84,6 +85,7 @@ def _summary(label: str, group: pd.DataFrame) -> dict[str, str]:
 
 
 def add_attention(ctx: Context, df: pd.DataFrame) -> None:
+    df = df[~text_rows(df)]  # sentences have their own section
     if "mean_distance_px" not in df or df["mean_distance_px"].notna().sum() == 0:
         return
     analyses = _analyses(df)
