@@ -23,6 +23,12 @@ from vitbench.train.config import TrainConfig
 
 RUN_COLUMNS = ["model", "dataset", "epochs", "params", "gmacs", "best_val_acc", "test_acc"]
 RUN_COLUMNS += ["test_loss", "train_s"]
+#: columns shown when the run used the method: (record field that says so, columns)
+METHOD_COLUMNS = (
+    ("freeze", ["trainable_params"]),
+    ("distillation", ["test_acc_cls", "test_acc_dist", "teacher_test_acc"]),
+    ("ema", ["ema_test_acc"]),
+)
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_s"]
 CELL_COLUMNS = ["cell", "params", "gmacs", "best_val_acc", "test_acc", "train_s"]
 POINT_COLUMNS = ["reduction", "tome_r", "prune_keep", "tokens_per_layer", "macs", "test_acc"]
@@ -40,6 +46,11 @@ FORMATTERS = {
     "best_val_acc": _pct,
     "test_acc": _pct,
     "train_acc": _pct,
+    "test_acc_cls": _pct,
+    "test_acc_dist": _pct,
+    "teacher_test_acc": _pct,
+    "ema_test_acc": _pct,
+    "trainable_params": scaled(1, ",.0f"),
     "val_acc": _pct,
     "mean_test_acc": _pct,
     "min_test_acc": _pct,
@@ -85,11 +96,17 @@ def _show_epochs(rows: Sequence[dict[str, Any]], run: str) -> None:
     info(f"continue the run with --resume {run}")
 
 
-def _check_data(cfg: TrainConfig) -> None:
-    """Check the data a config reads before the store is opened."""
-    from vitbench.train.data import check_data
+def _check_inputs(cfg: TrainConfig) -> None:
+    """Check the data, weights and teacher a config reads before the store is opened."""
+    from vitbench.train.inputs import check_inputs
 
-    check_data(cfg.dataset, **cfg.data_split())
+    check_inputs(cfg)
+
+
+def _run_columns(rec: dict[str, Any]) -> list[str]:
+    """The headline columns, and those of the methods the run used."""
+    extra = [c for field, columns in METHOD_COLUMNS if rec.get(field) for c in columns]
+    return RUN_COLUMNS + extra
 
 
 def _announce(run_id: str) -> None:
@@ -151,7 +168,7 @@ def train_cmd(
     else:
         cfg.validate()
         cfg = cfg.resolved()
-        _check_data(cfg)
+        _check_inputs(cfg)
     run_id = None if resume else new_run_id()
     finished: list[dict[str, Any]] = []
     with (
@@ -179,7 +196,7 @@ def train_cmd(
     emit(
         [{"run_id": result.run_id, **rec}],
         fmt,
-        columns=RUN_COLUMNS,
+        columns=_run_columns(rec),
         title=f"train (params in M) -> {store.label}",
         formatters=FORMATTERS,
     )
@@ -218,9 +235,8 @@ def sweep_cmd(
     base = base.resolved()
     if "model" in grid_values:
         grid_values["model"] = [resolve_name(str(m)) for m in grid_values["model"]]
-    _check_data(base)
     for cell in cells_of(grid_values):
-        cell_config(base, cell)  # every cell is valid before the store is opened
+        _check_inputs(cell_config(base, cell))  # every cell is valid before the store opens
     cells: list[dict[str, Any]] = []
     with (
         open_for_writing(out, store_url) as store,

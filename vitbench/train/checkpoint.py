@@ -10,6 +10,7 @@ an interrupted write leaves the previous checkpoint whole.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from vitbench.errors import CheckpointError
 from vitbench.zoo import ModelSpec, spec_metadata
 
 WEIGHTS_FILE = "model.safetensors"
+EMA_FILE = "ema.safetensors"  # the weights' exponential moving average, when a run keeps one
 STATE_FILE = "last.safetensors"
 
 
@@ -50,6 +52,7 @@ class TrainState:
     scheduler: dict[str, Any]  # state_dict of the timm scheduler
     scaler: dict[str, Any]  # state_dict of fp16's GradScaler; empty in other precisions
     rng: list[dict[str, Any]]  # rng_state() of every process, by rank
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)  # the weights' average, if kept
 
     def to_tree(self) -> dict[str, Any]:
         """The flat dict stored on disk."""
@@ -57,14 +60,14 @@ class TrainState:
 
     @classmethod
     def from_tree(cls, tree: dict[str, Any]) -> TrainState:
-        """Inverse of :meth:`to_tree`."""
+        """Inverse of :meth:`to_tree` (a state saved before a field existed lacks it)."""
         progress = Progress(**{f.name: tree[f.name] for f in fields(Progress)})
-        return cls(progress=progress, **{name: tree[name] for name in _OWN_KEYS})
+        return cls(progress=progress, **{name: tree[name] for name in _OWN_KEYS if name in tree})
 
 
 _OWN_KEYS = tuple(f.name for f in fields(TrainState) if f.name != "progress")
-#: the top-level keys of a stored state
-STATE_KEYS = (*_OWN_KEYS, *(f.name for f in fields(Progress)))
+#: the top-level keys every stored state has (``ema`` came later)
+STATE_KEYS = (*(k for k in _OWN_KEYS if k != "ema"), *(f.name for f in fields(Progress)))
 
 
 def pack(tree: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
@@ -199,11 +202,13 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, Any]:
-    """This process's random number generator states (torch, CUDA, NumPy)."""
+    """This process's random number generator states (torch, CUDA, NumPy, Python's: the last
+    draws RandAugment and random erasing)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {"kind": kind, "keys": keys, "pos": pos, "gauss": [has_gauss, cached]},
+        "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -214,5 +219,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"], n["pos"], n["gauss"][0], n["gauss"][1]))
+    if "python" in state:  # saved since augmentation came
+        random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

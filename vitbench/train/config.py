@@ -42,6 +42,13 @@ _POINTS_LEAD = (
 )
 #: fields whose default leaves the fingerprint of a config as it was before they existed
 _NEW_FIELDS = ("train_tome", "train_prune", "tome", "prune", "tome_schedule", "proportional_attn")
+_NEW_FIELDS += ("teacher", "teacher_kwargs", "teacher_checkpoint", "teacher_pretrained")
+_NEW_FIELDS += ("distillation", "distill_weight", "distill_tau", "freeze", "layer_decay", "ema")
+_NEW_FIELDS += ("randaugment", "random_erasing")
+#: the kinds of knowledge distillation (DeiT's)
+DISTILLATIONS = ("hard", "soft")
+#: the teacher's weight in the objective by default: DeiT's hard objective halves the two terms
+DISTILL_WEIGHTS = {"hard": 0.5, "soft": 0.1}
 
 
 def _resolve_model(name: str) -> str:
@@ -88,6 +95,40 @@ class TrainConfig:
     dropout: float | None = option(None, help="Dropout rate (the model's drop_rate).")
     drop_path: float | None = option(None, help="Stochastic depth rate (drop_path_rate).")
     layer_scale: float | None = option(None, help="LayerScale initial value (init_values).")
+    # transfer learning
+    freeze: bool = option(
+        False, help="Linear probe: train only the classification head, the rest frozen."
+    )
+    layer_decay: float | None = option(
+        None,
+        help="Layer-wise learning-rate decay for fine-tuning: the head learns at lr, the block "
+        "below at lr x decay, and so on down to the patch embedding.",
+    )
+    # knowledge distillation (DeiT)
+    teacher: str | None = option(
+        None,
+        help="Teacher to distil from: a model as for --model (needs distillation).",
+        parse=_resolve_model,
+    )
+    teacher_kwargs: dict[str, Any] = option(
+        default_factory=dict, help="Teacher model keyword overrides.", parse=parse_kwargs
+    )
+    teacher_checkpoint: str | None = option(
+        None, help="The teacher's weights, e.g. a run's model.safetensors."
+    )
+    teacher_pretrained: bool = option(
+        False, help="The teacher's published weights (timm's, from the local cache)."
+    )
+    distillation: str | None = option(
+        None,
+        help="hard (the teacher's argmax is a second label) or soft (KL divergence to the "
+        "teacher at distill_tau), into the student's distillation head, else its class head.",
+    )
+    distill_weight: float | None = option(
+        None,
+        help="Weight of the teacher's term, the label's is 1 - it (default: 0.5 hard, 0.1 soft).",
+    )
+    distill_tau: float = option(3.0, help="Temperature of soft distillation.")
     # token reduction: trained with, and the points the trained model is tested at
     train_tome: int | None = option(
         None, help="Train (and test) with token merging on: r tokens merged in every block."
@@ -114,6 +155,17 @@ class TrainConfig:
     mixup: float = option(0.0, help="Mixup alpha (0: off).")
     cutmix: float = option(0.0, help="CutMix alpha (0: off).")
     clip_grad: float | None = option(1.0, help="Max gradient norm (0: no clipping).")
+    ema: float | None = option(
+        None,
+        help="Also keep an exponential moving average of the weights with this decay, e.g. "
+        "0.99, and test it (timm's ModelEmaV3).",
+    )
+    randaugment: str | None = option(
+        None, help="RandAugment of training images: timm's spec, e.g. rand-m9-mstd0.5-inc1."
+    )
+    random_erasing: float = option(
+        0.0, help="Probability of erasing a random rectangle of a training image (timm's)."
+    )
     # execution
     seed: int = option(0, help="Seed for splits, initialisation and shuffling.")
     device: str | None = option(None, help="cpu or cuda (default: cuda when available).")
@@ -131,6 +183,8 @@ class TrainConfig:
         """Raise :class:`VitbenchError` for options that cannot make a run."""
         self._validate_data()
         self._validate_optimisation()
+        self._validate_methods()
+        self._validate_teacher()
         for name in ("dropout", "drop_path"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
@@ -148,12 +202,13 @@ class TrainConfig:
             check_device(self.device)
 
     def resolved(self) -> TrainConfig:
-        """This config with the packages of ``imports`` imported and the model's name
-        canonical (an alias resolved); an unknown name is a one-line error."""
+        """This config with the packages of ``imports`` imported and the model's and the
+        teacher's names canonical (an alias resolved); an unknown name is a one-line error."""
         from vitbench.zoo import load_imports, resolve_name
 
         load_imports(self.imports)
-        return dataclasses.replace(self, model=resolve_name(self.model))
+        teacher = resolve_name(self.teacher) if self.teacher is not None else None
+        return dataclasses.replace(self, model=resolve_name(self.model), teacher=teacher)
 
     def _validate_data(self) -> None:
         """The dataset, where it is read from and the image shape."""
@@ -192,6 +247,60 @@ class TrainConfig:
         if self.mixup < 0 or self.cutmix < 0:
             raise VitbenchError("mixup and cutmix alphas must be non-negative")
         at_least("clip_grad", self.clip_grad, 0)
+
+    def _validate_methods(self) -> None:
+        """Transfer learning, weights EMA and augmentation."""
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise VitbenchError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if self.layer_decay is not None and self.freeze:
+            raise VitbenchError(
+                "layer_decay has nothing to decay with freeze: only the head trains"
+            )
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise VitbenchError(f"ema is a decay in (0, 1), got {self.ema}")
+        if not 0 <= self.random_erasing <= 1:
+            raise VitbenchError(f"random_erasing is a probability, got {self.random_erasing}")
+        if self.randaugment is not None:
+            from vitbench.train.augment import check_randaugment
+
+            check_randaugment(self.randaugment)
+
+    def _validate_teacher(self) -> None:
+        """Distillation needs a teacher with weights, and a teacher needs distillation."""
+        if self.distillation is not None and self.distillation not in DISTILLATIONS:
+            raise VitbenchError(f"distillation is hard or soft, not '{self.distillation}'")
+        if self.teacher is None:
+            given = [n for n in ("distillation", "teacher_checkpoint") if getattr(self, n)]
+            given += [n for n in ("teacher_pretrained", "teacher_kwargs") if getattr(self, n)]
+            if given:
+                raise VitbenchError(f"{given[0]} needs a teacher")
+            return
+        if self.distillation is None:
+            raise VitbenchError("a teacher needs distillation: hard or soft")
+        if self.teacher_pretrained and self.teacher_checkpoint:
+            raise VitbenchError("give teacher_pretrained or teacher_checkpoint, not both")
+        if not (self.teacher_pretrained or self.teacher_checkpoint):
+            raise VitbenchError(
+                "the teacher needs weights: teacher_checkpoint or teacher_pretrained"
+            )
+        if self.distill_weight is not None and not 0 <= self.distill_weight <= 1:
+            raise VitbenchError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if self.distill_tau <= 0:
+            raise VitbenchError(f"distill_tau must be positive, got {self.distill_tau}")
+
+    def teacher_weight(self) -> float:
+        """The weight of the teacher's term in the objective (0 without distillation)."""
+        if self.distill_weight is not None and self.distillation is not None:
+            return self.distill_weight
+        return DISTILL_WEIGHTS.get(self.distillation or "", 0.0)
+
+    def augmentation(self) -> dict[str, Any]:
+        """How training images are augmented: the augmentation keywords of ``load_data``."""
+        return dict(randaugment=self.randaugment, random_erasing=self.random_erasing)
+
+    def start(self) -> str:
+        """Where the weights start: scratch, pretrained or checkpoint."""
+        return "pretrained" if self.pretrained else "checkpoint" if self.checkpoint else "scratch"
 
     def data_split(self) -> dict[str, Any]:
         """Where the data comes from and how it is split: the keywords of ``load_data``."""

@@ -9,10 +9,11 @@ missing is a one-line :class:`~vitbench.errors.DataError` naming the files expec
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from vitbench.errors import DataError
+from vitbench.train.augment import Augment, AugmentedTensors
 from vitbench.train.config import TrainConfig
 from vitbench.train.defaults import DATASETS, LOCAL_DATASETS, NATIVE
 
@@ -36,6 +38,9 @@ STATS = {
 }
 
 PHOTO_CROPS = 256  # crops cut from each sample photograph
+
+#: a split's preprocessing -> the training split's augmenting transform of PIL images
+AugmentFactory = Callable[["Preprocess"], Augment]
 
 
 @dataclass
@@ -154,6 +159,7 @@ def _subsets(
     name: str,
     full: Dataset,
     test: Dataset,
+    train_full: Dataset,  # ``full`` read with the training transform
     splits: tuple[np.ndarray, np.ndarray, np.ndarray],  # train and val index `full`, test `test`
     subset: int | None,
     seed: int,
@@ -166,7 +172,7 @@ def _subsets(
     tr, va, te = splits
     return DataBundle(
         name,
-        Subset(full, _take(tr, subset, seed)),
+        Subset(train_full, _take(tr, subset, seed)),
         Subset(full, _take(va, subset, seed)),
         Subset(test, _take(te, subset, seed)),
         list(full.classes),
@@ -194,16 +200,24 @@ def _in_memory(
     val_fraction: float,
     test_fraction: float,
     subset: int | None,
+    augment: AugmentFactory | None,
 ) -> DataBundle:
     tr, va, te = split_indices(labels.tolist(), val_fraction, test_fraction, seed)
     mean, std = _stats(pixels[torch.as_tensor(tr)])  # statistics of the training split only
-    x = Preprocess(img_size, in_chans, mean, std)(pixels)
+    prep = Preprocess(img_size, in_chans, mean, std)
+    x = prep(pixels)
+
+    def keep(ids: np.ndarray) -> Tensor:
+        return torch.as_tensor(_take(ids, subset, seed), dtype=torch.long)
 
     def part(ids: np.ndarray) -> TensorDataset:
-        keep = torch.as_tensor(_take(ids, subset, seed), dtype=torch.long)
-        return TensorDataset(x[keep], labels[keep])
+        return TensorDataset(x[keep(ids)], labels[keep(ids)])
 
-    return DataBundle(name, part(tr), part(va), part(te), classes, img_size, in_chans, mean, std)
+    if augment is None:
+        train: Dataset = part(tr)
+    else:  # each image augmented when read, from its pixels
+        train = AugmentedTensors(pixels[keep(tr)], labels[keep(tr)], augment(prep))
+    return DataBundle(name, train, part(va), part(te), classes, img_size, in_chans, mean, std)
 
 
 def _digits() -> tuple[Tensor, Tensor, list[str]]:
@@ -266,6 +280,7 @@ def _torchvision(
     seed: int,
     val_fraction: float,
     subset: int | None,
+    augment: AugmentFactory | None,
 ) -> DataBundle:
     import torchvision.datasets as tvd
 
@@ -277,15 +292,22 @@ def _torchvision(
         "cifar100": tvd.CIFAR100,
     }[name]
     mean, std = STATS[name]
-    tf = PilToPreprocessed(Preprocess(img_size, in_chans, mean, std))
+    prep = Preprocess(img_size, in_chans, mean, std)
+    tf = PilToPreprocessed(prep)
     try:
         full = cls(str(root), train=True, transform=tf, download=False)
         test = cls(str(root), train=False, transform=tf, download=False)
+        train_full = full
+        if augment is not None:
+            train_full = cls(str(root), train=True, transform=augment(prep), download=False)
     except (RuntimeError, OSError, ValueError) as exc:
         raise DataError(f"cannot read {name} under {root.resolve()}: {exc}") from exc
     tr, va, _ = split_indices(list(full.targets), val_fraction, 0.0, seed)
     te = np.arange(len(test))
-    return _subsets(name, full, test, (tr, va, te), subset, seed, img_size, in_chans, mean, std)
+    splits = (tr, va, te)
+    return _subsets(
+        name, full, test, train_full, splits, subset, seed, img_size, in_chans, mean, std
+    )
 
 
 def _image_folder(
@@ -297,6 +319,7 @@ def _image_folder(
     val_fraction: float,
     test_fraction: float,
     subset: int | None,
+    augment: AugmentFactory | None,
 ) -> DataBundle:
     """An ImageFolder tree (``root/<class>/<image>``), or ``root/train`` and ``root/test`` trees."""
     import torchvision.datasets as tvd
@@ -308,11 +331,15 @@ def _image_folder(
             f"(or train/ and test/ trees of them); not found: {where}"
         )
     mean, std = STATS["imagefolder"]
-    tf = PilToPreprocessed(Preprocess(img_size, in_chans, mean, std))
+    prep = Preprocess(img_size, in_chans, mean, std)
+    tf = PilToPreprocessed(prep)
     has_test = (root / "train").is_dir() and (root / "test").is_dir()
     try:
         full = tvd.ImageFolder(str(root / "train" if has_test else root), transform=tf)
         test = tvd.ImageFolder(str(root / "test"), transform=tf) if has_test else full
+        train_full = full
+        if augment is not None:
+            train_full = tvd.ImageFolder(full.root, transform=augment(prep))
     except (FileNotFoundError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise DataError(f"cannot read image folders under {root.resolve()}: {first}") from exc
@@ -329,8 +356,9 @@ def _image_folder(
     else:
         tr, va, te = split_indices(full.targets, val_fraction, test_fraction, seed)
     data = _subsets(
-        "imagefolder", full, test, (tr, va, te), subset, seed, img_size, in_chans, mean, std
-    )
+        "imagefolder", full, test, train_full, (tr, va, te), subset, seed, img_size, in_chans,
+        mean, std,
+    )  # fmt: skip
     _verify_images(data)
     return data
 
@@ -372,11 +400,15 @@ def load_data(
     val_fraction: float = TrainConfig.val_fraction,
     test_fraction: float = TrainConfig.test_fraction,
     subset: int | None = None,
+    randaugment: str | None = None,
+    random_erasing: float = 0.0,
 ) -> DataBundle:
     """Load a dataset as train/val/test splits sized ``img_size`` with ``in_chans`` channels.
 
     Sizes default to the dataset's own. ``test_fraction`` applies to datasets without an
     official test split (digits, photos, a single image folder); ``subset`` caps each split.
+    ``randaugment`` (timm's spec) and ``random_erasing`` (a probability) augment each training
+    image every time it is read (:mod:`vitbench.train.augment`).
     """
     if name not in NATIVE:
         raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
@@ -390,7 +422,10 @@ def load_data(
     if img_size < 1 or in_chans not in (1, 3):
         raise DataError(f"image size must be positive and channels 1 or 3 ({img_size}, {in_chans})")
     root = Path(data_dir) if data_dir is not None else None
-    sizes = dict(img_size=img_size, in_chans=in_chans, seed=seed, subset=subset)
+    augment = None
+    if randaugment or random_erasing > 0:
+        augment = functools.partial(Augment, randaugment=randaugment, random_erasing=random_erasing)
+    sizes = dict(img_size=img_size, in_chans=in_chans, seed=seed, subset=subset, augment=augment)
     if name in ("digits", "photos"):
         pixels, labels, classes = _digits() if name == "digits" else _photos(seed, side)
         return _in_memory(

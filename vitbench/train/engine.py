@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from vitbench.precision import autocast
+from vitbench.train.distill import DistillationLoss, Output, has_dist_head, head_logits, merged
 from vitbench.train.distributed import DistEnv, all_sum, all_sum_tensor
 from vitbench.train.metrics import confusion
 
@@ -28,7 +29,7 @@ BatchHook = Callable[[int, int], None]
 class Step:
     """What one training step needs besides the batch."""
 
-    model: nn.Module
+    model: nn.Module  # the model trained, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     scheduler: object  # timm scheduler: step_update(num_updates)
     loss_fn: nn.Module
@@ -36,6 +37,29 @@ class Step:
     scaler: torch.amp.GradScaler | None
     clip_grad: float | None
     precision: str
+    distill: DistillationLoss | None = None  # the objective, with a teacher
+    ema: nn.Module | None = None  # timm's ModelEmaV3 of the unwrapped model, updated every step
+    train_only: list[nn.Module] | None = None  # the modules in training mode (None: all)
+
+    def objective(self, x: Tensor, output: Output, target: Tensor) -> Tensor:
+        """The loss to minimise for the batch ``x`` (the teacher reads it too)."""
+        if self.distill is not None:
+            return self.distill(x, output, target)
+        return self.loss_fn(output, target)
+
+    def train_mode(self) -> None:
+        """Training mode for what trains; a frozen backbone stays in eval mode."""
+        self.model.train(self.train_only is None)
+        for module in self.train_only or ():
+            module.train()
+
+    def update_ema(self, updates: int) -> None:
+        """Move the weights' average towards the weights after update number ``updates``."""
+        if self.ema is not None:
+            model = self.model
+            if isinstance(model, nn.parallel.DistributedDataParallel):
+                model = model.module
+            self.ema.update(model, step=updates)
 
 
 @dataclass
@@ -57,6 +81,8 @@ class EvalStats:
     acc: float
     images: int
     confusion: np.ndarray  # (classes, classes), rows = true class
+    acc_cls: float | None = None  # a distilled model's class head alone
+    acc_dist: float | None = None  # and its distillation head alone
 
 
 def _update(step: Step, loss: torch.Tensor) -> None:
@@ -82,7 +108,7 @@ def train_epoch(
 ) -> tuple[EpochStats, int]:
     """Train over ``loader`` once; returns the epoch's stats and the updates done so far."""
     model = step.model
-    model.train()
+    step.train_mode()
     sums = [0.0, 0.0, 0.0]  # loss * images, correct, images
     updates = first_update
     n = len(loader)
@@ -95,13 +121,14 @@ def train_epoch(
             x, target = step.mixup(x, y)  # target: (B, classes) soft labels
         step.scheduler.step_update(updates + 1)  # the lr of this update
         with autocast(env.device.type, step.precision):
-            logits = model(x)  # (B, classes)
-            loss = step.loss_fn(logits, target)
+            output = model(x)  # (B, classes), or both heads' of a distilled student
+            loss = step.objective(x, output, target)
         _update(step, loss)
         updates += 1
+        step.update_ema(updates)
         b = y.shape[0]
         sums[0] += loss.item() * b
-        sums[1] += (logits.argmax(1) == y).sum().item()
+        sums[1] += (merged(output).argmax(1) == y).sum().item()
         sums[2] += b
         if on_batch is not None:
             on_batch(i + 1, n)
@@ -119,22 +146,31 @@ def train_epoch(
 def evaluate(
     model: nn.Module, loader: DataLoader, num_classes: int, env: DistEnv, precision: str
 ) -> EvalStats:
-    """Cross-entropy, accuracy and confusion matrix over every image of ``loader``'s split."""
+    """Cross-entropy, accuracy and confusion matrix over every image of ``loader``'s split; a
+    distilled model is scored on its heads' mean, and on each head alone."""
     model.eval()
-    loss_sum, targets, preds = 0.0, [], []
+    heads = has_dist_head(model)
+    sums = [0.0, 0.0, 0.0]  # loss * images; the class head's and the distillation head's hits
+    targets, preds = [], []
     for x, y in loader:
         x, y = x.to(env.device), y.to(env.device)
         with autocast(env.device.type, precision):
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            output = head_logits(model, x) if heads else model(x)
+        logits = merged(output).float()
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").item()
+        if heads:
+            sums[1] += (output[0].argmax(1) == y).sum().item()
+            sums[2] += (output[1].argmax(1) == y).sum().item()
         targets.append(y.cpu())
         preds.append(logits.argmax(1).cpu())
     t = torch.cat(targets) if targets else torch.empty(0, dtype=torch.long)
     p = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
     matrix = torch.as_tensor(confusion(t.tolist(), p.tolist(), num_classes), dtype=torch.float64)
     matrix = all_sum_tensor(matrix, env).round().long().numpy()
-    loss_sum, count = all_sum([loss_sum, float(len(t))], env)
-    correct = int(np.trace(matrix))
+    loss_sum, cls_hits, dist_hits, count = all_sum([*sums, float(len(t))], env)
     if count == 0:
         return EvalStats(float("nan"), float("nan"), 0, matrix)
-    return EvalStats(loss_sum / count, correct / count, int(count), matrix)
+    stats = EvalStats(loss_sum / count, int(np.trace(matrix)) / count, int(count), matrix)
+    if heads:
+        stats.acc_cls, stats.acc_dist = cls_hits / count, dist_hits / count
+    return stats

@@ -14,13 +14,16 @@ DPI = 120
 
 
 def curves(epochs: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train against validation."""
+    """Loss and accuracy per epoch, train against validation (and the EMA weights')."""
     x = [e["epoch"] for e in epochs]
     fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(10, 4))
     # the training loss is the objective (label smoothing, mixup); validation's is plain CE
-    for split, what in (("train", "train objective"), ("val", "val cross-entropy")):
+    splits = [("train", "train objective"), ("val", "val cross-entropy")]
+    if epochs and "ema_val_acc" in epochs[0]:  # the weights' moving average, when kept
+        splits.append(("ema_val", "EMA val cross-entropy"))
+    for split, what in splits:
         ax_loss.plot(x, [e[f"{split}_loss"] for e in epochs], label=what)
-        ax_acc.plot(x, [100 * e[f"{split}_acc"] for e in epochs], label=split)
+        ax_acc.plot(x, [100 * e[f"{split}_acc"] for e in epochs], label=split.replace("_", " "))
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):

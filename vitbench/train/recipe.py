@@ -2,9 +2,11 @@
 
 AdamW without weight decay on biases and norms (timm's ``create_optimizer_v2``), linear warm-up
 then cosine decay stepped per update (timm's ``CosineLRScheduler``), label smoothing, mixup and
-cutmix (timm's ``Mixup`` with ``SoftTargetCrossEntropy``), gradient clipping, and the model's own
+cutmix (timm's ``Mixup`` with ``SoftTargetCrossEntropy``), gradient clipping, the model's own
 regularisers passed as timm keyword arguments: dropout (``drop_rate``), stochastic depth
-(``drop_path_rate``) and LayerScale (``init_values``).
+(``drop_path_rate``) and LayerScale (``init_values``); layer-wise learning-rate decay (timm's
+``lr_scale`` groups, :mod:`vitbench.train.transfer`) and an exponential moving average of the
+weights (timm's ``ModelEmaV3``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,25 @@ from vitbench.train.config import TrainConfig
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; biases, norms and the model's ``no_weight_decay`` set are not decayed."""
+    """AdamW over the parameters that train; biases, norms and the model's ``no_weight_decay``
+    set are not decayed; with ``layer_decay``, each layer's learning rate is scaled."""
     from timm.optim import create_optimizer_v2
 
-    return create_optimizer_v2(model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    from vitbench.train.transfer import layer_decay_groups
+
+    params = model
+    if cfg.layer_decay is not None:
+        params = layer_decay_groups(model, cfg.model, cfg.weight_decay, cfg.layer_decay)
+    return create_optimizer_v2(params, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_ema(model: nn.Module, cfg: TrainConfig):
+    """timm's ``ModelEmaV3`` of ``model`` at decay ``cfg.ema`` (no warm-up), else None."""
+    if cfg.ema is None:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=cfg.ema)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):

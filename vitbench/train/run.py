@@ -8,10 +8,11 @@ A run given an open results store writes, as it goes:
   row per point: the trained weights tested with that token merging or pruning (test accuracy
   and loss, images/s of the test pass, MACs and tokens per block), the plain model first;
 - to ``train_runs``: one row at the end (test accuracy as a fraction, confusion matrix, most
-  confused pairs, params, MACs, normalisation statistics, the config);
+  confused pairs, params, MACs, normalisation statistics, the config; with a teacher, each
+  head's accuracy and the teacher's; with weights EMA, the average's accuracy);
 - under ``<store.artifacts>/runs/<run_id>/``: ``last.safetensors`` (full state, rewritten every
   epoch, for ``resume``), ``model.safetensors`` (final weights with their config),
-  ``curves.png``, ``confusion.png``.
+  ``ema.safetensors`` (the weights' average, when kept), ``curves.png``, ``confusion.png``.
 
 The run is claimed in the store while it trains, so it is resumed by one process at a time.
 Under ``torchrun`` every process trains on its shard; only rank 0 touches the store.
@@ -44,9 +45,18 @@ from vitbench.train import checkpoint as ckpt
 from vitbench.train import distributed, plots
 from vitbench.train.config import TrainConfig
 from vitbench.train.data import DataBundle, load_data
+from vitbench.train.distill import DistillationLoss, build_teacher, has_dist_head
 from vitbench.train.engine import BatchHook, EpochStats, EvalStats, Step, evaluate, train_epoch
+from vitbench.train.inputs import check_inputs
 from vitbench.train.metrics import most_confused
-from vitbench.train.recipe import build_loss, build_mixup, build_optimizer, build_scheduler
+from vitbench.train.recipe import (
+    build_ema,
+    build_loss,
+    build_mixup,
+    build_optimizer,
+    build_scheduler,
+)
+from vitbench.train.transfer import create_student, freeze_backbone
 from vitbench.zoo import ModelSpec, create_model, not_applied
 from vitbench.zoo.reduction import check_reductions, reduction_fields, tokens_per_layer
 
@@ -105,23 +115,41 @@ def _seed_everything(seed: int) -> None:
 
 
 def _load(cfg: TrainConfig) -> DataBundle:
-    """The dataset ``cfg`` names, split and normalised."""
-    return load_data(cfg.dataset, img_size=cfg.img_size, in_chans=cfg.in_chans, **cfg.data_split())
+    """The dataset ``cfg`` names, split, normalised and (the training split) augmented."""
+    return load_data(
+        cfg.dataset,
+        img_size=cfg.img_size,
+        in_chans=cfg.in_chans,
+        **cfg.data_split(),
+        **cfg.augmentation(),
+    )
 
 
 def _model(
     cfg: TrainConfig, data: DataBundle, env: distributed.DistEnv
-) -> tuple[ModelSpec, nn.Module]:
-    """The model shaped for ``data``, on this process's device."""
+) -> tuple[ModelSpec, nn.Module, bool]:
+    """The model shaped for ``data``, on this process's device, and whether its head is new
+    (weights made for other classes)."""
     spec = cfg.model_spec(data.img_size, data.in_chans, data.num_classes)
-    model = create_model(
-        spec, device=env.device, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint
-    )
+    model, new_head = create_student(spec, env.device, cfg.pretrained, cfg.checkpoint)
     if cfg.grad_checkpointing:
         if not hasattr(model, "set_grad_checkpointing"):
             raise VitbenchError(f"{cfg.model} does not support gradient checkpointing")
         model.set_grad_checkpointing(True)
-    return spec, model
+    return spec, model, new_head
+
+
+def _teacher(
+    cfg: TrainConfig, data: DataBundle, model: nn.Module, env: distributed.DistEnv
+) -> nn.Module | None:
+    """The frozen teacher, or None; a student with a distillation token is switched to give
+    both heads' logits while it trains."""
+    if cfg.teacher is None:
+        return None
+    teacher = build_teacher(cfg, data.img_size, data.in_chans, data.num_classes, env.device)
+    if has_dist_head(model):
+        model.distilled_training = True  # vitbench's and timm's distilled ViTs read this flag
+    return teacher
 
 
 class _Loaders(NamedTuple):
@@ -210,22 +238,43 @@ def _timed_test(model: nn.Module, loader: DataLoader, run: _Run) -> tuple[EvalSt
     return test, time.perf_counter() - start
 
 
-def _step(cfg: TrainConfig, model: nn.Module, net: nn.Module, data: DataBundle, steps: int) -> Step:
-    """What trains ``net`` (``model`` or its DDP wrapper) for ``steps`` updates an epoch."""
+def _step(
+    cfg: TrainConfig,
+    model: nn.Module,
+    net: nn.Module,
+    data: DataBundle,
+    steps: int,
+    teacher: nn.Module | None,
+    train_only: list[nn.Module] | None,
+) -> Step:
+    """What trains ``net`` (``model`` or its DDP wrapper) for ``steps`` updates an epoch: the
+    parameters that require gradients (with ``freeze``, those of ``train_only``, the head)."""
     optimizer = build_optimizer(model, cfg)
+    loss = build_loss(cfg)
+    distill = None
+    if teacher is not None:
+        kind, weight = str(cfg.distillation), cfg.teacher_weight()
+        distill = DistillationLoss(loss, teacher, kind, weight, cfg.distill_tau)
     return Step(
         net,
         optimizer,
         build_scheduler(optimizer, cfg, steps),
-        build_loss(cfg),
+        loss,
         build_mixup(cfg, data.num_classes),
         torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None,
         cfg.clip_grad,
         cfg.precision,
+        distill=distill,
+        ema=build_ema(model, cfg),
+        train_only=train_only,
     )
 
 
-def _epoch_record(cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats) -> dict[str, Any]:
+def _epoch_record(
+    cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats, ema: EvalStats | None
+) -> dict[str, Any]:
+    """A ``train_epochs`` row; with weights EMA, the average's validation loss and accuracy."""
+    averaged = {"ema_val_loss": ema.loss, "ema_val_acc": ema.acc} if ema is not None else {}
     return {
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -239,6 +288,7 @@ def _epoch_record(cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats) -
         "images_per_s": tr.images_per_s,
         "epoch_s": tr.seconds,
         "train_images": tr.images,
+        **averaged,
     }
 
 
@@ -288,6 +338,33 @@ def _run_record(run: _Run, macs: int | None, test: EvalStats) -> dict[str, Any]:
     }
 
 
+def _method_record(
+    run: _Run, test: EvalStats, ema: EvalStats | None, teacher: EvalStats | None
+) -> dict[str, Any]:
+    """The ``train_runs`` fields of the methods a run used: where its weights started and what
+    of them trained, distillation (each head's test accuracy, the teacher's), weights EMA (the
+    average's test figures) and augmentation."""
+    cfg = run.cfg
+    return {
+        "start": cfg.start(),
+        "new_head": run.new_head,
+        "freeze": cfg.freeze,
+        "trainable_params": sum(p.numel() for p in run.model.parameters() if p.requires_grad),
+        "layer_decay": cfg.layer_decay,
+        "distillation": cfg.distillation,
+        "teacher": cfg.teacher,
+        "distill_weight": cfg.teacher_weight() if cfg.distillation else None,
+        "teacher_test_acc": teacher.acc if teacher is not None else None,
+        "test_acc_cls": test.acc_cls,
+        "test_acc_dist": test.acc_dist,
+        "ema": cfg.ema,
+        "ema_test_loss": ema.loss if ema is not None else None,
+        "ema_test_acc": ema.acc if ema is not None else None,
+        "randaugment": cfg.randaugment,
+        "random_erasing": cfg.random_erasing,
+    }
+
+
 @dataclass
 class _Run:
     """One run's pieces on this process, and its phases: build, resume, train epochs, finish.
@@ -305,6 +382,8 @@ class _Run:
     model: nn.Module  # unwrapped; step.model wraps it in DDP when distributed
     step: Step
     loaders: _Loaders
+    teacher: nn.Module | None  # frozen, with distillation
+    new_head: bool  # the weights started from were made for other classes
     on_batch: BatchHook | None
     on_epoch: EpochHook | None
     progress: ckpt.Progress = field(default_factory=ckpt.Progress)
@@ -326,18 +405,22 @@ class _Run:
         recorder = Recorder(writer, environment(env.device) if writer is not None else {}, run_id)
         _seed_everything(cfg.seed)
         data = _load(cfg)
-        spec, model = _model(cfg, data, env)
+        spec, model, new_head = _model(cfg, data, env)
         check_reductions([dataclasses.replace(spec, reduction=p) for p in cfg.reduction_points()])
-        # one random stream per process from here on (dropout, mixup); identical weights above
-        torch.manual_seed(cfg.seed + env.rank)
-        np.random.seed(cfg.seed + env.rank)
+        teacher = _teacher(cfg, data, model, env)
+        # a linear probe freezes all but the head, before DDP takes note of what trains
+        train_only = freeze_backbone(model, cfg.model) if cfg.freeze else None
+        # one random stream per process from here on (dropout, mixup, augmentation); identical
+        # weights above
+        _seed_everything(cfg.seed + env.rank)
         net: nn.Module = model
         if env.distributed:
             ids = [env.device.index] if env.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         loaders = _loaders(data, cfg, env)
-        step = _step(cfg, model, net, data, len(loaders.train))
-        return cls(cfg, env, run_id, rdir, recorder, data, spec, model, step, loaders, *hooks)
+        step = _step(cfg, model, net, data, len(loaders.train), teacher, train_only)
+        parts = (data, spec, model, step, loaders, teacher, new_head)
+        return cls(cfg, env, run_id, rdir, recorder, *parts, *hooks)
 
     def resume(self, state: ckpt.TrainState) -> None:
         """Continue from ``state``: weights, optimizer, scheduler, scaler, generators, progress."""
@@ -352,6 +435,8 @@ class _Run:
         step.scheduler.load_state_dict(state.scheduler)
         if step.scaler is not None and state.scaler:
             step.scaler.load_state_dict(state.scaler)
+        if step.ema is not None:
+            step.ema.module.load_state_dict(state.ema)
         ckpt.set_rng_state(state.rng[self.env.rank])
         self.progress = state.progress
         self.recorder.write("train_epochs", self.progress.history)  # rows a killed run missed
@@ -364,15 +449,21 @@ class _Run:
             tr, done.updates = train_epoch(
                 self.step, self.loaders.train, env, done.updates, self.on_batch
             )
-            va = evaluate(self.model, self.loaders.val, self.data.num_classes, env, cfg.precision)
+            va = self.evaluate(self.model, self.loaders.val)
+            averaged = self.step.ema
+            ema = self.evaluate(averaged.module, self.loaders.val) if averaged is not None else None
             done.train_s += tr.seconds
             done.epoch = epoch + 1
-            rec = _epoch_record(cfg, epoch + 1, tr, va)
+            rec = _epoch_record(cfg, epoch + 1, tr, va, ema)
             done.history.append(rec)
             self.checkpoint()
             self.recorder.write("train_epochs", [rec])
             if self.on_epoch is not None:
                 self.on_epoch(rec)
+
+    def evaluate(self, model: nn.Module, loader: DataLoader) -> EvalStats:
+        """``model`` scored on every image of ``loader``'s split, over all processes."""
+        return evaluate(model, loader, self.data.num_classes, self.env, self.cfg.precision)
 
     def checkpoint(self) -> None:
         """Rewrite ``last.safetensors`` (rank 0, with a store); every process gives its RNG."""
@@ -392,15 +483,20 @@ class _Run:
             scheduler=step.scheduler.state_dict(),
             scaler=step.scaler.state_dict() if step.scaler is not None else {},
             rng=rng,
+            ema=step.ema.module.state_dict() if step.ema is not None else {},
         )
 
     def finish(self) -> TrainResult:
         """Test the trained model, write its files, store the run's row and return the result."""
-        env, data = self.env, self.data
-        test = evaluate(self.model, self.loaders.test, data.num_classes, env, self.cfg.precision)
+        env, data, ema = self.env, self.data, self.step.ema
+        test = self.evaluate(self.model, self.loaders.test)
+        ema_test = self.evaluate(ema.module, self.loaders.test) if ema is not None else None
+        teacher = self.teacher
+        teacher_test = self.evaluate(teacher, self.loaders.test) if teacher is not None else None
         self.model.eval()
         points = self.recorder.write("token_reduction", self.test_points())
         record = _run_record(self, _macs(self.spec) if env.is_main else None, test)
+        record.update(_method_record(self, test, ema_test, teacher_test))
         if env.is_main and self.rdir is not None:
             self.write_files(self.rdir, test)
             record["run_dir"] = str(self.rdir)
@@ -450,6 +546,8 @@ class _Run:
         ``rdir``."""
         cfg = self.cfg
         ckpt.save_weights(self.model, rdir / ckpt.WEIGHTS_FILE, cfg.to_dict(), self.spec)
+        if self.step.ema is not None:
+            ckpt.save_weights(self.step.ema.module, rdir / ckpt.EMA_FILE, cfg.to_dict(), self.spec)
         title = f"{cfg.model} on {cfg.dataset}"
         if self.progress.history:
             plots.curves(self.progress.history, rdir / "curves.png", title)
@@ -513,6 +611,7 @@ def train(
     cfg = config or TrainConfig()
     cfg.validate()
     cfg = cfg.resolved()
+    check_inputs(cfg)
     env = distributed.setup(cfg.device)
     threads = torch.get_num_threads()
     if cfg.threads is not None:

@@ -1,10 +1,15 @@
 """Training sections from ``train_epochs``, ``train_runs`` and ``sweep``.
 
-Per run: the final numbers, learning curves and the confusion matrix on the test split; for a
-sweep: one row per cell and test accuracy against GMACs.
+Per run: the final numbers (with the methods it used: the weights it started from, a linear
+probe, distillation and each head's accuracy, weights EMA, augmentation), learning curves and
+the confusion matrix on the test split; runs that differ only in their starting weights side by
+side (pre-trained against from scratch); for a sweep: one row per cell and test accuracy
+against GMACs.
 """
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -60,6 +65,7 @@ def add_training(ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame) -> None
             "held out from training and from choosing the best epoch."
         )
         doc.table(_runs_table(ctx, runs))
+        _starts(ctx, runs)
     if not epochs.empty and "epoch" in epochs:
         _curves(ctx, epochs, labels)
     if not runs.empty:
@@ -79,9 +85,53 @@ def _confused(value: object) -> str:
     return ", ".join(f"{p['true']}→{p['pred']} ({p['count']})" for p in pairs[:3]) or MISSING
 
 
+def _weights(rec: dict) -> object:
+    """Where a run's weights started and what of them trained: ``checkpoint (new head), head
+    only``; missing for a run stored before these fields."""
+    if is_missing(rec.get("start")):
+        return None
+    text = str(rec["start"]) + (" (new head)" if _true(rec.get("new_head")) else "")
+    return text + (", head only" if _true(rec.get("freeze")) else "")
+
+
+def _true(value: object) -> bool:
+    """A stored flag that is set (missing is not)."""
+    return not is_missing(value) and bool(value)
+
+
+def _methods(rec: dict, transfer: bool = True) -> object:
+    """The training methods a run used beyond the recipe (but layer decay, without
+    ``transfer``), or None."""
+    parts = []
+    if not is_missing(rec.get("distillation")):
+        parts.append(f"{rec['distillation']} distillation from {rec.get('teacher')}")
+    if transfer and not is_missing(rec.get("layer_decay")):
+        parts.append(f"layer decay {rec['layer_decay']:g}")
+    if not is_missing(rec.get("ema")):
+        parts.append(f"EMA {rec['ema']:g}")
+    if not is_missing(rec.get("randaugment")):
+        parts.append(f"RandAugment {rec['randaugment']}")
+    if not is_missing(rec.get("random_erasing")) and rec["random_erasing"] > 0:
+        parts.append(f"random erasing {rec['random_erasing']:g}")
+    return ", ".join(parts) or None
+
+
+def _with_methods(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with ``weights`` and ``methods`` text (``weights`` left empty when every run
+    started from scratch, so older reports read as before) and ``recipe``, the methods but
+    layer decay."""
+    recs = runs.to_dict("records")
+    weights = [_weights(r) for r in recs]
+    if all(w in (None, "scratch") for w in weights):
+        weights = [None] * len(recs)
+    methods = [_methods(r) for r in recs]
+    recipe = [_methods(r, transfer=False) or "" for r in recs]
+    return runs.assign(weights=weights, methods=methods, recipe=recipe)
+
+
 def _runs_table(ctx: Context, runs: pd.DataFrame) -> pd.DataFrame:
     sizes = zip(column_or_none(runs, "img_size"), column_or_none(runs, "in_chans"), strict=True)
-    runs = runs.assign(input=[_input(size, chans) for size, chans in sizes])
+    runs = _with_methods(runs.assign(input=[_input(size, chans) for size, chans in sizes]))
     split = ["train_images", "val_images", "test_images"]
     if set(split) <= set(runs.columns):
         runs = runs.assign(split=[" / ".join(fmt(v, 0) for v in r) for r in runs[split].values])
@@ -95,13 +145,51 @@ def _runs_table(ctx: Context, runs: pd.DataFrame) -> pd.DataFrame:
         "gmacs": ("GMACs", fmt_sig),
         "epochs": ("epochs", lambda v: fmt(v, 0)),
         "split": ("train / val / test images", str),
+        "weights": ("weights", str),
+        "methods": ("methods", str),
         "best_val_acc": ("best val accuracy", fmt_pct),
         "test_acc": ("test accuracy", fmt_pct),
+        "test_acc_cls": ("class head", fmt_pct),
+        "test_acc_dist": ("distillation head", fmt_pct),
+        "teacher_test_acc": ("teacher", fmt_pct),
+        "ema_test_acc": ("EMA weights", fmt_pct),
         "train_s": ("training time (s)", lambda v: fmt(v, 1)),
         "images_per_s": ("images / s", fmt_sig),
         "most_confused": ("most confused (true→predicted)", _confused),
     }
     return format_columns(runs, columns)
+
+
+#: what runs compared for their starting weights share (their recipe: the methods but layer decay)
+SAME_RUN = ["model", "dataset", "train_images", "epochs", "recipe"]
+
+
+def _starts(ctx: Context, runs: pd.DataFrame) -> None:
+    """Runs of one model on the same images for as many epochs that started from different
+    weights (from scratch, pre-trained, a checkpoint; fine-tuned or probed), side by side."""
+    if "start" not in runs:
+        return
+    runs = _with_methods(runs[runs["start"].notna()])
+    groups = [g for _, g in runs.groupby(SAME_RUN, sort=False) if g["weights"].nunique() > 1]
+    if not groups:
+        return
+    ctx.doc.paragraph(
+        "Pre-trained against from scratch: runs of one model with one recipe on the same "
+        "training images for as many epochs, differing in the weights they started from."
+    )
+    table = pd.concat(groups)
+    columns = {
+        "model": ("model", str),
+        "dataset": ("data", str),
+        "train_images": ("train images", lambda v: fmt(v, 0)),
+        "epochs": ("epochs", lambda v: fmt(v, 0)),
+        "weights": ("weights", str),
+        "methods": ("methods", str),
+        "trainable_params": ("trained params", lambda v: fmt(v, 0)),
+        "test_acc": ("test accuracy", fmt_pct),
+        "train_s": ("training time (s)", lambda v: fmt(v, 1)),
+    }
+    ctx.doc.table(format_columns(table, columns))
 
 
 def _curves(ctx: Context, epochs: pd.DataFrame, labels: dict[str, str]) -> None:
@@ -189,7 +277,8 @@ def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
         )
         doc.table(format_columns(cells, columns))
         if keys and cells["test_acc"].notna().all():
-            table = pd.DataFrame(effects(cells.to_dict("records"), keys))
+            given = cells.astype(object).where(cells.notna(), None)  # NaN != NaN: a none value
+            table = pd.DataFrame(effects(given.to_dict("records"), keys))
             doc.table(
                 format_columns(
                     table,
@@ -226,4 +315,6 @@ def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
 def _cell(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, str) and "/" in value:  # a checkpoint: its run and file
+        return "…/" + "/".join(PurePath(value).parts[-2:])
     return fmt_sig(value, 4) if isinstance(value, float) else str(value)
