@@ -36,6 +36,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
     assert sorted(set(timed["batch"])) == ["1", "64"] and set(timed["point"]) == {"r=2", "r=3"}
     bench = next(t for t in markdown_tables(text) if "published GMACs" in t.columns)
     assert set(bench["model"]) == {"vit_base_patch16_224", "vit_tiny_patch16_224"}
+    # the sentences through a random-init BERT: heatmaps of its heads, the strongest pairs
+    assert "## Attention on text" in text
+    assert any(link.startswith("figures/text_attention_") for link in image_links(text))
     assert all((out / link).is_file() for link in image_links(text))
     # a second run into the same store is refused rather than mixed in
     with pytest.raises(SystemExit) as exit_:

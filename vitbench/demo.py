@@ -52,6 +52,10 @@ class DemoConfig:
     prune_keep: float = 0.7
     merging_batch_sizes: Sequence[int] = (1, 64)
     merging_budget_s: float = 0.2  # a tiny model: each call takes a millisecond or a few
+    # attention on sentences: vitbench's BERT-base, random init, two classes for importance
+    text_model: str = "scratch_bert_base"
+    text_model_kwargs: dict[str, Any] = field(default_factory=dict)
+    sentences: Sequence[str] = ("I liked the movie I saw in the cinema", "I like pizza")
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -71,6 +75,7 @@ class DemoConfig:
             train_cost_batch_size=1,
             train_cost_budget_s=0.05,
             merging_budget_s=0.05,
+            text_model_kwargs=dict(embed_dim=32, depth=2, num_heads=4, seq_len=16),
         )
 
 
@@ -173,6 +178,21 @@ def analyze_into(
     )
 
 
+def analyze_text_into(config: DemoConfig, store: Store, note: Note) -> None:
+    """`vitbench analyze attention MODEL --text ...`: each head on each sentence, tokenized
+    over the sentences' own words, into ``store``."""
+    from vitbench.attention import AttentionOptions, TextSource, analyze_text_attention
+
+    opts = AttentionOptions(num_classes=2, model_kwargs=config.text_model_kwargs, device="cpu")
+    analyze_text_attention(
+        config.text_model,
+        TextSource(tuple(config.sentences)),
+        opts,
+        store=store,
+        on_progress=lambda done, total, _phase: note(f"sentence {done}/{total}"),
+    )
+
+
 def merging_options(config: DemoConfig) -> ProfileOptions:
     """The trained digits model's latency with token merging at each r and batch size."""
     return ProfileOptions(
@@ -215,6 +235,35 @@ def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None
 
 def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     """The demo's stages, in order, each writing to ``store``; the report goes to ``out``."""
+    merged = merging_options(config)
+    n_merged = len(config.merging_r) * len(config.merging_batch_sizes)
+    # estimates: seconds per unit (per timing round), measured on the shared 2-core CPU with one
+    # thread
+    return [
+        *_profile_steps(config, store),
+        Step(
+            f"train a small ViT on digits ({config.train_epochs} epochs), test and time it with "
+            "token merging and pruning, and analyze its attention",
+            3.0 + 0.5 * config.train_epochs + 3.0 + 0.4 * n_merged * merged.rounds,
+            lambda note: train_and_analyze_into(config, store, note),
+        ),
+        Step(
+            f"analyze the attention of a random-init {config.small_vit}",
+            1.0 + 0.2 * config.attention_images,
+            lambda note: analyze_into(config.small_vit, store, note, config.attention_images),
+        ),
+        Step(
+            f"analyze the attention of a random-init {config.text_model} on "
+            f"{len(config.sentences)} sentences",
+            3.0 + 6.0 * len(config.sentences),
+            lambda note: analyze_text_into(config, store, note),
+        ),
+        Step("write the report", 2.0, lambda note: build_report([store], out)),
+    ]
+
+
+def _profile_steps(config: DemoConfig, store: Store) -> list[Step]:
+    """The demo's `vitbench profile` stages: counts, timings, the sweep, the training cost."""
     timing = dict(
         device="cpu",
         threads=config.threads,
@@ -230,10 +279,7 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     train = train_cost_options(config)
     n_bench, n_sizes = len(config.benchmark_models), len(config.sweep_img_sizes)
     n_train = len(config.train_cost_img_sizes)
-    merged = merging_options(config)
-    n_merged = len(config.merging_r) * len(config.merging_batch_sizes)
-    # estimates: seconds per unit (per timing round), measured on the shared 2-core CPU with one
-    # thread (ViT-S; ViT-Ti training steps)
+    # estimates: seconds per unit (per timing round), ViT-S; ViT-Ti training steps
     return [
         Step(
             f"count params and MACs of the benchmark table ({n_bench} models)",
@@ -262,18 +308,6 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
             4.0 + 1.1 * 2 * n_train * train.rounds,
             lambda note: train_cost_into(config.train_cost_model, train, store, note),
         ),
-        Step(
-            f"train a small ViT on digits ({config.train_epochs} epochs), test and time it with "
-            "token merging and pruning, and analyze its attention",
-            3.0 + 0.5 * config.train_epochs + 3.0 + 0.4 * n_merged * merged.rounds,
-            lambda note: train_and_analyze_into(config, store, note),
-        ),
-        Step(
-            f"analyze the attention of a random-init {config.small_vit}",
-            1.0 + 0.2 * config.attention_images,
-            lambda note: analyze_into(config.small_vit, store, note, config.attention_images),
-        ),
-        Step("write the report", 2.0, lambda note: build_report([store], out)),
     ]
 
 
