@@ -28,6 +28,8 @@ METHOD_COLUMNS = (
     ("freeze", ["trainable_params"]),
     ("distillation", ["test_acc_cls", "test_acc_dist", "teacher_test_acc"]),
     ("ema", ["ema_test_acc"]),
+    ("img_size_schedule", ["img_size_schedule"]),
+    ("miou", ["miou"]),  # segmentation (its test_acc is pixel accuracy)
 )
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_s"]
 CELL_COLUMNS = ["cell", "params", "gmacs", "best_val_acc", "test_acc", "train_s"]
@@ -50,6 +52,7 @@ FORMATTERS = {
     "test_acc_dist": _pct,
     "teacher_test_acc": _pct,
     "ema_test_acc": _pct,
+    "miou": _pct,
     "trainable_params": scaled(1, ",.0f"),
     "val_acc": _pct,
     "mean_test_acc": _pct,
@@ -86,7 +89,10 @@ class _Bars:
 
     def on_epoch(self, rec: dict[str, Any]) -> None:
         self.epochs.append(rec)
-        desc = f"epoch {rec['epoch']}/{rec['epochs']} val acc {100 * rec['val_acc']:.1f}%"
+        what, score = (
+            ("val mIoU", rec["val_miou"]) if "val_miou" in rec else ("val acc", rec["val_acc"])
+        )
+        desc = f"epoch {rec['epoch']}/{rec['epochs']} {what} {100 * score:.1f}%"
         self.bar.update(self.epoch_task, completed=rec["epoch"], total=rec["epochs"])
         self.bar.update(self.epoch_task, description=desc)
 

@@ -23,6 +23,9 @@ from vitbench.model_options import (
 )
 from vitbench.options import at_least, option, parse_kwargs
 from vitbench.precision import TRAIN_PRECISIONS, check_precision
+from vitbench.segmentation import NATIVE as SEGMENTATION_DATASETS
+from vitbench.segmentation import TASKS
+from vitbench.segmentation.checks import check_classification, check_segmentation
 from vitbench.train.defaults import DATASETS, DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, LOCAL_DATASETS
 
 if TYPE_CHECKING:
@@ -45,6 +48,8 @@ _NEW_FIELDS = ("train_tome", "train_prune", "tome", "prune", "tome_schedule", "p
 _NEW_FIELDS += ("teacher", "teacher_kwargs", "teacher_checkpoint", "teacher_pretrained")
 _NEW_FIELDS += ("distillation", "distill_weight", "distill_tau", "freeze", "layer_decay", "ema")
 _NEW_FIELDS += ("randaugment", "random_erasing")
+_NEW_FIELDS += ("task", "decoder")
+_NEW_FIELDS += ("img_size_schedule",)
 #: the kinds of knowledge distillation (DeiT's)
 DISTILLATIONS = ("hard", "soft")
 #: the teacher's weight in the objective by default: DeiT's hard objective halves the two terms
@@ -66,14 +71,29 @@ def _resolve_model(name: str) -> str:
 class TrainConfig:
     """Everything that decides a training run's result (and nothing that does not)."""
 
+    # task
+    task: str = option(
+        "classification",
+        help="classification (a label per image) or segmentation (a label per pixel, "
+        "on a dataset with masks: digits_canvas, embedded, or ade20k).",
+    )
+    decoder: str = option(
+        "linear", help="Segmentation decoder of the patch tokens: linear or setr-pup (SETR's)."
+    )
     # data
     dataset: str = option(
         "digits",
         flags=("--dataset", "-d"),
-        help=f"Dataset: {', '.join(DATASETS)} (digits and photos are embedded).",
+        help=f"Dataset: {', '.join(DATASETS)} (digits and photos are embedded); for "
+        f"segmentation, {', '.join(SEGMENTATION_DATASETS)}.",
     )
     data_dir: str | None = option(None, help="Folder holding a local dataset (never downloaded).")
     img_size: int | None = option(None, help="Image side the model sees (default: the data's).")
+    img_size_schedule: str | None = option(
+        None,
+        help="Progressive resizing: image sides and the share of training at which each starts, "
+        "e.g. 16:0,24:0.5,32:0.8 (a ViT's position table is resampled at each change).",
+    )
     in_chans: int | None = option(None, help="Channels the model sees, 1 or 3 (default: data's).")
     val_fraction: float = option(0.1, help="Share of images held out for validation.")
     test_fraction: float = option(0.2, help="Test share, for data with no test split.")
@@ -212,10 +232,15 @@ class TrainConfig:
 
     def _validate_data(self) -> None:
         """The dataset, where it is read from and the image shape."""
-        if self.dataset not in DATASETS:
+        if self.task not in TASKS:
+            raise VitbenchError(f"task is one of {', '.join(TASKS)}, not '{self.task}'")
+        if self.task == "segmentation":
+            check_segmentation(self)
+        elif self.dataset not in DATASETS:
+            check_classification(self.dataset)
             choices = ", ".join(DATASETS)
             raise VitbenchError(f"unknown dataset '{self.dataset}'; choose from {choices}")
-        if self.data_dir is not None and self.dataset not in LOCAL_DATASETS:
+        elif self.data_dir is not None and self.dataset not in LOCAL_DATASETS:
             raise VitbenchError(
                 f"data_dir is read only by the local datasets ({', '.join(LOCAL_DATASETS)}); "
                 f"{self.dataset} is embedded"
@@ -226,6 +251,22 @@ class TrainConfig:
                 raise VitbenchError(f"{name} must be positive, got {value}")
         if self.in_chans is not None and self.in_chans not in (1, 3):
             raise VitbenchError(f"in_chans must be 1 or 3, got {self.in_chans}")
+        if self.img_size_schedule is not None:
+            self._validate_size_schedule()
+
+    def _validate_size_schedule(self) -> None:
+        """The schedule parses, gives every size an epoch and is the only source of sizes."""
+        from vitbench.train.resize import SizeSchedule
+
+        if self.img_size is not None:
+            raise VitbenchError("give img_size or img_size_schedule, not both")
+        if self.teacher is not None:
+            raise VitbenchError("img_size_schedule does not resize a teacher: train without one")
+        if self.task != "classification":
+            raise VitbenchError(f"img_size_schedule resizes classification runs, not {self.task}")
+        if self.epochs < 1:
+            raise VitbenchError("img_size_schedule needs epochs to train, at least one")
+        SizeSchedule.parse(self.img_size_schedule).check_epochs(self.epochs)
 
     def _validate_optimisation(self) -> None:
         """Epochs, batch, learning rates and the regularisers' ranges."""

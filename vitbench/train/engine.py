@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from vitbench.precision import autocast
+from vitbench.segmentation.metrics import hits
 from vitbench.train.distill import DistillationLoss, Output, has_dist_head, head_logits, merged
 from vitbench.train.distributed import DistEnv, all_sum, all_sum_tensor
 from vitbench.train.metrics import confusion
@@ -65,7 +66,7 @@ class Step:
 @dataclass
 class EpochStats:
     loss: float  # mean training objective per image
-    acc: float  # fraction of images whose argmax is the (unmixed) label
+    acc: float  # fraction of images (of masks' labelled pixels) whose argmax is the label
     images: int
     seconds: float
     lr: float  # learning rate of the last update
@@ -109,7 +110,7 @@ def train_epoch(
     """Train over ``loader`` once; returns the epoch's stats and the updates done so far."""
     model = step.model
     step.train_mode()
-    sums = [0.0, 0.0, 0.0]  # loss * images, correct, images
+    sums = [0.0, 0.0, 0.0, 0.0]  # loss * images, correct, images, labels (pixels of masks)
     updates = first_update
     n = len(loader)
     start = time.perf_counter()
@@ -128,17 +129,20 @@ def train_epoch(
         step.update_ema(updates)
         b = y.shape[0]
         sums[0] += loss.item() * b
-        sums[1] += (merged(output).argmax(1) == y).sum().item()
+        right, scored = hits(merged(output), y)
+        sums[1] += right
         sums[2] += b
+        sums[3] += scored
         if on_batch is not None:
             on_batch(i + 1, n)
     if env.device.type == "cuda":
         torch.cuda.synchronize(env.device)
     seconds = time.perf_counter() - start
-    loss_sum, correct, count = all_sum(sums, env)
+    loss_sum, correct, count, labels = all_sum(sums, env)
     seconds = max(all_sum([seconds], env)[0] / env.world, 1e-9)  # mean wall time of processes
     lr = step.optimizer.param_groups[0]["lr"]
-    stats = EpochStats(loss_sum / count, correct / count, int(count), seconds, lr)
+    acc = correct / labels if labels else float("nan")  # a batch of ignored pixels only
+    stats = EpochStats(loss_sum / count, acc, int(count), seconds, lr)
     return stats, updates
 
 

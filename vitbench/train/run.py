@@ -3,7 +3,7 @@
 A run given an open results store writes, as it goes:
 
 - to ``train_epochs``: one row per epoch as soon as the epoch ends (train/val loss and accuracy,
-  lr, images/s), each in its own transaction;
+  lr, image size, images/s), each in its own transaction;
 - to ``token_reduction``: at the end, when the config names points (``tome``, ``prune``), one
   row per point: the trained weights tested with that token merging or pruning (test accuracy
   and loss, images/s of the test pass, MACs and tokens per block), the plain model first;
@@ -13,6 +13,10 @@ A run given an open results store writes, as it goes:
 - under ``<store.artifacts>/runs/<run_id>/``: ``last.safetensors`` (full state, rewritten every
   epoch, for ``resume``), ``model.safetensors`` (final weights with their config),
   ``ema.safetensors`` (the weights' average, when kept), ``curves.png``, ``confusion.png``.
+
+A segmentation run (``task``, :mod:`vitbench.segmentation`) scores pixels where a classifier
+scores images, adds mIoU and each class's IoU to its rows, and draws ``overlays.png`` (also
+stored in ``figures``).
 
 The run is claimed in the store while it trains, so it is resumed by one process at a time.
 Under ``torchrun`` every process trains on its shard; only rank 0 touches the store.
@@ -39,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from vitbench.environment import environment, new_run_id
 from vitbench.errors import VitbenchError
 from vitbench.precision import autocast
+from vitbench.segmentation import training as segmentation
 from vitbench.store import Claim, Recorder, Store, claim
 from vitbench.store.claims import DONE
 from vitbench.train import checkpoint as ckpt
@@ -56,6 +61,7 @@ from vitbench.train.recipe import (
     build_optimizer,
     build_scheduler,
 )
+from vitbench.train.resize import epoch_img_size, resize_model
 from vitbench.train.transfer import create_student, freeze_backbone
 from vitbench.zoo import ModelSpec, create_model, not_applied
 from vitbench.zoo.reduction import check_reductions, reduction_fields, tokens_per_layer
@@ -114,11 +120,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load(cfg: TrainConfig) -> DataBundle:
-    """The dataset ``cfg`` names, split, normalised and (the training split) augmented."""
+def _load(cfg: TrainConfig, epoch: int = 0) -> DataBundle:
+    """The dataset ``cfg`` names, split, normalised and (the training split) augmented, at the
+    image size of ``epoch`` (0-based)."""
+    if cfg.task == "segmentation":
+        return segmentation.load(cfg)
     return load_data(
         cfg.dataset,
-        img_size=cfg.img_size,
+        img_size=epoch_img_size(cfg, epoch),
         in_chans=cfg.in_chans,
         **cfg.data_split(),
         **cfg.augmentation(),
@@ -130,6 +139,8 @@ def _model(
 ) -> tuple[ModelSpec, nn.Module, bool]:
     """The model shaped for ``data``, on this process's device, and whether its head is new
     (weights made for other classes)."""
+    if cfg.task == "segmentation":  # an encoder and a decoder
+        return segmentation.build_model(cfg, data, env.device)
     spec = cfg.model_spec(data.img_size, data.in_chans, data.num_classes)
     model, new_head = create_student(spec, env.device, cfg.pretrained, cfg.checkpoint)
     if cfg.grad_checkpointing:
@@ -195,12 +206,22 @@ def _loaders(data: DataBundle, cfg: TrainConfig, env: distributed.DistEnv) -> _L
     return _Loaders(train, sampler, eval_loader(data.val), eval_loader(data.test))
 
 
-def _macs(spec: ModelSpec) -> int | None:
-    """MACs per image, counted on the meta device; None (with a warning) if it cannot be."""
+def _data_parallel(model: nn.Module, env: distributed.DistEnv) -> nn.Module:
+    """``model`` wrapped in DDP when the run is distributed, else itself."""
+    if not env.distributed:
+        return model
+    ids = [env.device.index] if env.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _macs(spec: ModelSpec, model: nn.Module | None = None) -> int | None:
+    """MACs per image of ``spec``'s model counted on the meta device (or of ``model``, on its
+    own); None (with a warning) if they cannot be."""
     from vitbench.measure.model_cost import count_model
 
+    device = next(model.parameters()).device if model is not None else "meta"
     try:
-        return count_model(spec, batch_size=1).macs
+        return count_model(spec, batch_size=1, model=model, device=device).macs
     except Exception as exc:  # an optional column must not fail a finished run
         warnings.warn(f"MACs of {spec.name} not counted: {exc}", stacklevel=2)
         return None
@@ -250,7 +271,7 @@ def _step(
     """What trains ``net`` (``model`` or its DDP wrapper) for ``steps`` updates an epoch: the
     parameters that require gradients (with ``freeze``, those of ``train_only``, the head)."""
     optimizer = build_optimizer(model, cfg)
-    loss = build_loss(cfg)
+    loss = segmentation.pixel_loss(cfg) if cfg.task == "segmentation" else build_loss(cfg)
     distill = None
     if teacher is not None:
         kind, weight = str(cfg.distillation), cfg.teacher_weight()
@@ -271,15 +292,22 @@ def _step(
 
 
 def _epoch_record(
-    cfg: TrainConfig, epoch: int, tr: EpochStats, va: EvalStats, ema: EvalStats | None
+    cfg: TrainConfig,
+    epoch: int,
+    tr: EpochStats,
+    va: EvalStats,
+    ema: EvalStats | None,
+    img_size: int,
 ) -> dict[str, Any]:
-    """A ``train_epochs`` row; with weights EMA, the average's validation loss and accuracy."""
+    """A ``train_epochs`` row (``img_size``: the side of the epoch's images); with weights EMA,
+    the average's validation loss and accuracy."""
     averaged = {"ema_val_loss": ema.loss, "ema_val_acc": ema.acc} if ema is not None else {}
     return {
         "model": cfg.model,
         "dataset": cfg.dataset,
         "epoch": epoch,
         "epochs": cfg.epochs,
+        "img_size": img_size,
         "train_loss": tr.loss,
         "train_acc": tr.acc,
         "val_loss": va.loss,
@@ -289,6 +317,7 @@ def _epoch_record(
         "epoch_s": tr.seconds,
         "train_images": tr.images,
         **averaged,
+        **(segmentation.epoch_fields(va) if cfg.task == "segmentation" else {}),
     }
 
 
@@ -343,7 +372,7 @@ def _method_record(
 ) -> dict[str, Any]:
     """The ``train_runs`` fields of the methods a run used: where its weights started and what
     of them trained, distillation (each head's test accuracy, the teacher's), weights EMA (the
-    average's test figures) and augmentation."""
+    average's test figures), augmentation and progressive resizing."""
     cfg = run.cfg
     return {
         "start": cfg.start(),
@@ -362,6 +391,7 @@ def _method_record(
         "ema_test_acc": ema.acc if ema is not None else None,
         "randaugment": cfg.randaugment,
         "random_erasing": cfg.random_erasing,
+        "img_size_schedule": cfg.img_size_schedule,
     }
 
 
@@ -413,10 +443,7 @@ class _Run:
         # one random stream per process from here on (dropout, mixup, augmentation); identical
         # weights above
         _seed_everything(cfg.seed + env.rank)
-        net: nn.Module = model
-        if env.distributed:
-            ids = [env.device.index] if env.device.type == "cuda" else None
-            net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        net = _data_parallel(model, env)
         loaders = _loaders(data, cfg, env)
         step = _step(cfg, model, net, data, len(loaders.train), teacher, train_only)
         parts = (data, spec, model, step, loaders, teacher, new_head)
@@ -430,6 +457,7 @@ class _Run:
                 f"resume it with as many, not {self.env.world}"
             )
         step = self.step
+        self.resize(state.progress.epoch - 1)  # the size the state was written at
         self.model.load_state_dict(state.model)
         step.optimizer.load_state_dict(state.optimizer)
         step.scheduler.load_state_dict(state.scheduler)
@@ -445,6 +473,7 @@ class _Run:
         """Train the epochs left; after each, checkpoint, then store its row."""
         cfg, env, done = self.cfg, self.env, self.progress
         for epoch in range(done.epoch, cfg.epochs):
+            self.resize(epoch)
             self.loaders.sampler.set_epoch(epoch)
             tr, done.updates = train_epoch(
                 self.step, self.loaders.train, env, done.updates, self.on_batch
@@ -454,16 +483,31 @@ class _Run:
             ema = self.evaluate(averaged.module, self.loaders.val) if averaged is not None else None
             done.train_s += tr.seconds
             done.epoch = epoch + 1
-            rec = _epoch_record(cfg, epoch + 1, tr, va, ema)
+            rec = _epoch_record(cfg, epoch + 1, tr, va, ema, self.data.img_size)
             done.history.append(rec)
             self.checkpoint()
             self.recorder.write("train_epochs", [rec])
             if self.on_epoch is not None:
                 self.on_epoch(rec)
 
+    def resize(self, epoch: int) -> None:
+        """Model, its average, optimizer moments, data and loaders at the image size of ``epoch``
+        (0-based) in the schedule; nothing to do without one or at the current size."""
+        size = epoch_img_size(self.cfg, epoch)
+        if self.cfg.img_size_schedule is None or size == self.data.img_size:
+            return
+        resize_model(self.model, size, self.step.optimizer)
+        if self.step.ema is not None:
+            resize_model(self.step.ema.module, size)
+        self.step.model = _data_parallel(self.model, self.env)  # DDP knows the old shapes
+        self.spec = dataclasses.replace(self.spec, img_size=size)
+        self.data = _load(self.cfg, epoch)
+        self.loaders = _loaders(self.data, self.cfg, self.env)
+
     def evaluate(self, model: nn.Module, loader: DataLoader) -> EvalStats:
         """``model`` scored on every image of ``loader``'s split, over all processes."""
-        return evaluate(model, loader, self.data.num_classes, self.env, self.cfg.precision)
+        score = segmentation.evaluate_masks if self.cfg.task == "segmentation" else evaluate
+        return score(model, loader, self.data.num_classes, self.env, self.cfg.precision)
 
     def checkpoint(self) -> None:
         """Rewrite ``last.safetensors`` (rank 0, with a store); every process gives its RNG."""
@@ -495,8 +539,11 @@ class _Run:
         teacher_test = self.evaluate(teacher, self.loaders.test) if teacher is not None else None
         self.model.eval()
         points = self.recorder.write("token_reduction", self.test_points())
-        record = _run_record(self, _macs(self.spec) if env.is_main else None, test)
+        counted = self.model if self.cfg.task == "segmentation" else None  # with its decoder
+        record = _run_record(self, _macs(self.spec, counted) if env.is_main else None, test)
         record.update(_method_record(self, test, ema_test, teacher_test))
+        if self.cfg.task == "segmentation":
+            record.update(segmentation.run_fields(self.cfg, test))
         if env.is_main and self.rdir is not None:
             self.write_files(self.rdir, test)
             record["run_dir"] = str(self.rdir)
@@ -552,6 +599,9 @@ class _Run:
         if self.progress.history:
             plots.curves(self.progress.history, rdir / "curves.png", title)
         plots.confusion(test.confusion, self.data.classes, rdir / "confusion.png", title)
+        if cfg.task == "segmentation":
+            path = rdir / "overlays.png"
+            segmentation.write_overlays(self.model, self.data, path, title, self.recorder)
 
 
 def _claim_run(store: Store, run_id: str, resuming: bool) -> Claim:

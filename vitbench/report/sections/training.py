@@ -1,8 +1,9 @@
 """Training sections from ``train_epochs``, ``train_runs`` and ``sweep``.
 
 Per run: the final numbers (with the methods it used: the weights it started from, a linear
-probe, distillation and each head's accuracy, weights EMA, augmentation), learning curves and
-the confusion matrix on the test split; runs that differ only in their starting weights side by
+probe, distillation and each head's accuracy, weights EMA, augmentation, image sizes), learning
+curves, each progressive run's throughput by image size and the confusion matrix on the test
+split; runs that differ only in their starting weights side by
 side (pre-trained against from scratch); for a sweep: one row per cell and test accuracy
 against GMACs.
 """
@@ -68,6 +69,7 @@ def add_training(ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame) -> None
         _starts(ctx, runs)
     if not epochs.empty and "epoch" in epochs:
         _curves(ctx, epochs, labels)
+        _resizing(ctx, epochs, runs, labels)
     if not runs.empty:
         _confusion(ctx, runs, labels)
 
@@ -113,6 +115,8 @@ def _methods(rec: dict, transfer: bool = True) -> object:
         parts.append(f"RandAugment {rec['randaugment']}")
     if not is_missing(rec.get("random_erasing")) and rec["random_erasing"] > 0:
         parts.append(f"random erasing {rec['random_erasing']:g}")
+    if not is_missing(rec.get("img_size_schedule")):
+        parts.append(f"image sizes {rec['img_size_schedule']}")
     return ", ".join(parts) or None
 
 
@@ -214,6 +218,39 @@ def _curves(ctx: Context, epochs: pd.DataFrame, labels: dict[str, str]) -> None:
         ctx.doc.image(plots.panels(panels, ctx.figure("training_curves")), "training curves")
 
 
+def _resizing(
+    ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame, labels: dict[str, str]
+) -> None:
+    """Each progressive run's epochs by image size: which, and how fast they trained."""
+    if "img_size_schedule" not in runs or "img_size" not in epochs:
+        return
+    progressive = runs.loc[runs["img_size_schedule"].notna(), "run_id"]
+    rows = epochs[epochs["run_id"].isin(progressive)]
+    if rows.empty:
+        return
+    by_size = rows.groupby(["run_id", "img_size"], sort=False)
+    table = by_size.agg(
+        first=("epoch", "min"),
+        last=("epoch", "max"),
+        images_per_s=("images_per_s", "median"),
+        epoch_s=("epoch_s", "sum"),
+    ).reset_index()
+    table["run"] = table["run_id"].map(labels)
+    table["epochs"] = [f"{a}–{b}" for a, b in zip(table["first"], table["last"], strict=True)]
+    ctx.doc.paragraph(
+        "Progressive resizing: each progressive run's epochs by image size, with the median "
+        "training throughput of those epochs and the seconds they took."
+    )
+    columns = {
+        "run": ("run", str),
+        "img_size": ("image side (px)", lambda v: fmt(v, 0)),
+        "epochs": ("epochs", str),
+        "images_per_s": ("images / s", fmt_sig),
+        "epoch_s": ("training time (s)", lambda v: fmt(v, 1)),
+    }
+    ctx.doc.table(format_columns(table, columns))
+
+
 def _confusion(ctx: Context, runs: pd.DataFrame, labels: dict[str, str]) -> None:
     if "confusion" not in runs:
         return
@@ -277,22 +314,7 @@ def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
         )
         doc.table(format_columns(cells, columns))
         if keys and cells["test_acc"].notna().all():
-            given = cells.astype(object).where(cells.notna(), None)  # NaN != NaN: a none value
-            table = pd.DataFrame(effects(given.to_dict("records"), keys))
-            doc.table(
-                format_columns(
-                    table,
-                    {
-                        "hyperparameter": ("hyperparameter", str),
-                        "value": ("value", _cell),
-                        "cells": ("cells", lambda v: fmt(v, 0)),
-                        "mean_test_acc": ("mean test accuracy", fmt_pct),
-                        "min_test_acc": ("min", fmt_pct),
-                        "max_test_acc": ("max", fmt_pct),
-                        "mean_gmacs": ("mean GMACs", fmt_sig),
-                    },
-                )
-            )
+            doc.table(_effects_table(cells, keys))
         ok = cells[cells["gmacs"].notna() & cells["test_acc"].notna()]
         points = [
             (",".join(f"{k}={_cell(r[k])}" for k in keys), r["gmacs"], 100 * r["test_acc"])
@@ -310,6 +332,24 @@ def add_sweep(ctx: Context, sweep: pd.DataFrame) -> None:
                 ),
                 "sweep: test accuracy against GMACs",
             )
+
+
+def _effects_table(cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per hyperparameter value: the cells sharing it and their test accuracy and GMACs."""
+    given = cells.astype(object).where(cells.notna(), None)  # NaN != NaN: a none value
+    table = pd.DataFrame(effects(given.to_dict("records"), keys))
+    return format_columns(
+        table,
+        {
+            "hyperparameter": ("hyperparameter", str),
+            "value": ("value", _cell),
+            "cells": ("cells", lambda v: fmt(v, 0)),
+            "mean_test_acc": ("mean test accuracy", fmt_pct),
+            "min_test_acc": ("min", fmt_pct),
+            "max_test_acc": ("max", fmt_pct),
+            "mean_gmacs": ("mean GMACs", fmt_sig),
+        },
+    )
 
 
 def _cell(value: object) -> str:
