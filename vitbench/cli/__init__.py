@@ -17,6 +17,7 @@ import typer
 from vitbench.cli import analyze as _analyze  # noqa: F401
 from vitbench.cli import demo as _demo  # noqa: F401
 from vitbench.cli import models as _models  # noqa: F401
+from vitbench.cli import pretrain as _pretrain  # noqa: F401
 from vitbench.cli import profile as _profile  # noqa: F401
 from vitbench.cli import report as _report  # noqa: F401
 from vitbench.cli import store as _store  # noqa: F401

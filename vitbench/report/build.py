@@ -24,6 +24,8 @@ from vitbench.report.markdown import Document
 from vitbench.report.sections import (
     attention,
     cost,
+    pretrain,
+    segmentation,
     text_attention,
     token_reduction,
     training,
@@ -42,6 +44,7 @@ TABLES = (
     "train_runs",
     "token_reduction",
     "sweep",
+    "pretrain_epochs",
 )
 REPORT_NAME = "report.md"
 #: the first line of every report.md vitbench writes (older ones start with their heading)
@@ -173,8 +176,13 @@ def _write(ctx: Context, tables: dict[str, pd.DataFrame]) -> None:
     if not attn.empty:
         attention.add_attention(ctx, attn[~token_reduction.reduced(attn)])
         text_attention.add_text_attention(ctx, attn)
-    if not (tables["train_epochs"].empty and tables["train_runs"].empty):
-        training.add_training(ctx, tables["train_epochs"], tables["train_runs"])
+    epochs, seg_epochs = segmentation.split(tables["train_epochs"])  # per image, per pixel
+    runs, seg_runs = segmentation.split(tables["train_runs"])
+    if not (epochs.empty and runs.empty):
+        training.add_training(ctx, epochs, runs)
+    if not tables["pretrain_epochs"].empty:
+        pretrain.add_pretraining(ctx, tables["pretrain_epochs"], runs)
+    segmentation.add_segmentation(ctx, seg_epochs, seg_runs)
     if not tables["sweep"].empty:
         training.add_sweep(ctx, tables["sweep"])
     token_reduction.add_token_reduction(ctx, tables["token_reduction"], every, attn)

@@ -292,7 +292,8 @@ class Store:
         dialect = self.engine.dialect.name
         query = sa.select(*(readable(c, dialect) for c in t.c if c.name not in INTERNAL_COLUMNS))
         for key, value in (where or {}).items():
-            query = query.where(t.c[key] == value)
+            # a field no row has carried yet (its column comes with the first) matches no row
+            query = query.where(t.c[key] == value if key in t.c else sa.false())
         return query.order_by(t.c.id)
 
     def read(self, table: str, where: Mapping[str, Any] | None = None):  # -> pd.DataFrame

@@ -62,6 +62,7 @@ TABLES: dict[str, TableSpec] = {
             "a trained model tested at one token merging or pruning point",
         ),
         TableSpec("sweep", ("config_hash",), "one sweep cell, trained once per store"),
+        TableSpec("pretrain_epochs", ("run_id", "epoch"), "one epoch of MAE pre-training"),
         TableSpec("figures", ("run_id", "name"), "a PNG figure a run made, as bytes"),
     )
 }

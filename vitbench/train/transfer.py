@@ -61,8 +61,9 @@ def create_student(
     spec: ModelSpec, device: torch.device, pretrained: bool, checkpoint: str | os.PathLike | None
 ) -> tuple[nn.Module, bool]:
     """The model to train, and whether its head is new: a checkpoint whose head does not fit the
-    data's classes loads all but its head, which keeps its fresh initialisation (timm does the
-    same for pretrained weights of other classes). Anything else that does not fit is an error.
+    data's classes, or that has none (a pre-trained encoder), loads all but the head, which
+    keeps its fresh initialisation (timm does the same for pretrained weights of other
+    classes). Anything else that does not fit is an error.
     """
     if checkpoint is None:
         model = create_model(spec, device=device, pretrained=pretrained)
@@ -73,7 +74,7 @@ def create_student(
     meta = create_model(spec, device="meta")
     own = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     head = _head_keys(meta, spec.name)
-    if all(shapes.get(k, own[k]) == own[k] for k in head):
+    if all(shapes.get(k) == own[k] for k in head):
         return create_model(spec, device=device, checkpoint=checkpoint), False
     body = {k: v for k, v in shapes.items() if k not in head}
     check_fits(meta, {**body, **{k: own[k] for k in head}}, checkpoint)
