@@ -53,6 +53,21 @@ def test_one_analysis_stores_its_rows_and_its_rollout_figure(store_url, tmp_path
     assert data.startswith(PNG) and data == (tmp_path / name).read_bytes()
 
 
+def test_an_encoder_without_a_classifier_has_no_importance_to_give():
+    """num_classes 0: the (B, D) features are no logits, labelled or not; distances still come."""
+    opts = AttentionOptions(n_images=2, batch_size=2, num_classes=0, **TINY)
+    with pytest.raises(VitbenchError, match="head importance needs a classifier") as err:
+        analyze_attention("vit_small_patch16_224", ImageSource("digits"), opts)
+    assert "\n" not in str(err.value)
+    a = analyze_attention(
+        "vit_small_patch16_224",
+        ImageSource("digits"),
+        opts.__class__(n_images=2, batch_size=2, num_classes=0, importance="none", **TINY),
+    )
+    assert all(r.get("importance") is None for r in a.records)
+    assert all(r["mean_distance_px"] > 0 for r in a.records)
+
+
 def test_window_attention_has_no_rollout_but_all_metrics(store):
     with open_store(store) as st:
         opts = AttentionOptions(

@@ -46,6 +46,7 @@ from vitbench.attention.rollout import rollout_step
 from vitbench.attention.stats import LayerStats
 from vitbench.environment import environment
 from vitbench.errors import VitbenchError
+from vitbench.measure.train_step import is_logits
 from vitbench.store import Recorder, Store
 from vitbench.zoo import (
     ModelSpec,
@@ -308,10 +309,13 @@ class _AttentionPass:
         self.done += len(x)
 
     def _labels(self, given: torch.Tensor | None, logits: Any) -> torch.Tensor | None:
-        """(B,) the batch's labels, else the model's predictions; None without logits."""
-        if given is None:
+        """(B,) the batch's labels, else the model's predictions; None without logits (a model
+        that returns features, ``num_classes`` 0, has no loss to take importance from)."""
+        if not is_logits(self.subject.net, logits):
+            given = None
+        elif given is None:
             self.labels = "predicted"
-            given = logits.detach().argmax(-1) if _is_logits(logits) else None
+            given = logits.detach().argmax(-1)
         if given is None and self.opts.importance != "none":
             raise VitbenchError(
                 f"head importance needs a classifier: {self.subject.name} returns no logits "
@@ -343,10 +347,6 @@ class _Sources:
                 changed = sources is not None and sources.shape[1] != sources.shape[2]
                 return sources if changed else None
         return None
-
-
-def _is_logits(out: Any) -> bool:
-    return isinstance(out, torch.Tensor) and out.ndim == 2
 
 
 # -- importance, clusters, records ----------------------------------------------------------
