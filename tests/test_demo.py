@@ -36,6 +36,12 @@ def test_quick_demo_end_to_end(tmp_path, capsys) -> None:
     assert sorted(set(timed["batch"])) == ["1", "64"] and set(timed["point"]) == {"r=2", "r=3"}
     bench = next(t for t in markdown_tables(text) if "published GMACs" in t.columns)
     assert set(bench["model"]) == {"vit_base_patch16_224", "vit_tiny_patch16_224"}
+    # MAE on crops of the sample photographs, and its encoder's attention on such crops
+    assert "## Pre-training (MAE)" in text
+    assert any(link.startswith("figures/mae_reconstruction_") for link in image_links(text))
+    heads = next(t for t in markdown_tables(text) if "analysis" in t.columns)
+    assert heads["analysis"].str.contains("checkpoint").sum() == 2  # digits model, MAE encoder
+    assert not heads["analysis"].str.contains("random").any()
     # the sentences through a random-init BERT: heatmaps of its heads, the strongest pairs
     assert "## Attention on text" in text
     assert any(link.startswith("figures/text_attention_") for link in image_links(text))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vitbench.measure.options import ProfileOptions
+from vitbench.pretrain.config import SAMPLE, MAEConfig
 from vitbench.reference import BENCHMARK_TABLE
 from vitbench.report.build import REPORT_NAME, build_report
 from vitbench.store import Store
@@ -23,6 +24,21 @@ Note = Callable[[str], None]
 
 #: seconds of "as estimated" that the time-left pace starts from
 PRIOR_S = 30.0
+
+
+#: the demo's MAE: ViT-Ti's family at 64 px in 8 x 8 patches, 2-D sin-cos positions (MAE's),
+#: on 1,024 crops for 20 epochs: about a minute on one CPU thread
+MAE = MAEConfig(
+    dataset=SAMPLE,
+    model="scratch_vit_tiny_patch16_224",
+    model_kwargs=dict(
+        patch_size=8, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0, pos_embed="sincos2d"
+    ),
+    epochs=20,
+    batch_size=32,
+    lr=3e-3,
+    device="cpu",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,8 @@ class DemoConfig:
     prune_keep: float = 0.7
     merging_batch_sizes: Sequence[int] = (1, 64)
     merging_budget_s: float = 0.2  # a tiny model: each call takes a millisecond or a few
+    # MAE on crops of the sample photographs; its encoder's attention on such crops
+    mae: MAEConfig = field(default_factory=lambda: replace(MAE))
     # attention on sentences: vitbench's BERT-base, random init, two classes for importance
     text_model: str = "scratch_bert_base"
     text_model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +93,7 @@ class DemoConfig:
             train_cost_batch_size=1,
             train_cost_budget_s=0.05,
             merging_budget_s=0.05,
+            mae=replace(MAE, model_kwargs={**MAE.model_kwargs, "depth": 1}, epochs=1, subset=16),
             text_model_kwargs=dict(embed_dim=32, depth=2, num_heads=4, seq_len=16),
         )
 
@@ -161,17 +180,25 @@ def analyze_into(
     n_images: int,
     checkpoint: Path | None = None,
     tome: tuple[int, ...] = (),
+    source: str = "digits",
+    importance: str = "gradient",
 ) -> None:
-    """`vitbench analyze attention` on digits, plain and (``tome``) with that many tokens merged
-    per block: heads and the rollout overlay into ``store``."""
+    """`vitbench analyze attention` on ``source`` images, plain and (``tome``) with that many
+    tokens merged per block: heads and the rollout overlay into ``store``; ``importance``
+    "none" for an encoder without a classifier."""
     from vitbench.attention import AttentionOptions, ImageSource, analyze_attention_points
 
     opts = AttentionOptions(
-        checkpoint=checkpoint, n_images=n_images, batch_size=8, device="cpu", tome=tome or None
+        checkpoint=checkpoint,
+        n_images=n_images,
+        batch_size=8,
+        device="cpu",
+        tome=tome or None,
+        importance=importance,
     )
     analyze_attention_points(
         model,
-        ImageSource("digits"),
+        ImageSource(source),
         opts,
         store=store,
         on_progress=lambda done, total, phase: note(f"{phase} {done}/{total} images"),
@@ -233,6 +260,24 @@ def train_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None
     profile_into([result.model], merging_options(config), store, note, cfg.model)
 
 
+def pretrain_and_analyze_into(config: DemoConfig, store: Store, note: Note) -> None:
+    """`vitbench pretrain mae --dataset sample`, then `vitbench analyze attention
+    --sample-images` of the encoder it wrote."""
+    from vitbench.pretrain import pretrain_mae
+
+    result = pretrain_mae(
+        config.mae,
+        store=store,
+        on_epoch=lambda rec: note(
+            f"epoch {rec['epoch']}/{rec['epochs']}, reconstruction loss {rec['val_loss']:.3f}"
+        ),
+    )
+    n = config.attention_images
+    analyze_into(
+        config.mae.model, store, note, n, result.checkpoint, source=SAMPLE, importance="none"
+    )
+
+
 def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
     """The demo's stages, in order, each writing to ``store``; the report goes to ``out``."""
     merged = merging_options(config)
@@ -248,9 +293,10 @@ def demo_steps(config: DemoConfig, store: Store, out: Path) -> list[Step]:
             lambda note: train_and_analyze_into(config, store, note),
         ),
         Step(
-            f"analyze the attention of a random-init {config.small_vit}",
-            1.0 + 0.2 * config.attention_images,
-            lambda note: analyze_into(config.small_vit, store, note, config.attention_images),
+            f"pre-train a small ViT as a masked autoencoder on crops of the sample photographs "
+            f"({config.mae.epochs} epochs) and analyze its encoder's attention on such crops",
+            5.0 + 3.0 * config.mae.epochs + 0.2 * config.attention_images,
+            lambda note: pretrain_and_analyze_into(config, store, note),
         ),
         Step(
             f"analyze the attention of a random-init {config.text_model} on "
