@@ -31,8 +31,14 @@ class Context:
     def many_envs(self) -> bool:
         return len(self.envs) > 1
 
-    def stored_figure(self, store: str, run_id: str, name: str) -> bytes | None:
-        """The PNG bytes a run stored under ``name`` in the ``figures`` table, if any."""
+    def copy_stored_figure(self, store: str, run_id: str, name: str, target: str) -> Path | None:
+        """The PNG a run stored under ``name`` in the ``figures`` table, written to the report's
+        figure ``target``; None when the run stored none."""
         st = self.stores.get(store)
         rows = st.rows("figures", run_id=run_id, name=name) if st is not None else []
-        return rows[0]["data"] if rows else None
+        if not rows:
+            return None
+        path = self.figure(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rows[0]["data"])
+        return path

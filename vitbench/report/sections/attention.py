@@ -171,12 +171,13 @@ def _rollouts(ctx: Context, analyses: list[tuple[str, pd.DataFrame]]) -> None:
     """Copy the rollout overlay each analysis run stored into the report's figures."""
     for label, group in analyses:
         first, name = group.iloc[0], _rollout_name(group)
-        data = None if name is None else ctx.stored_figure(first["store"], first["run_id"], name)
-        if data is None:
-            continue
         stem = str(first["model"]).replace("/", "_")
-        target = ctx.figure(f"rollout_{stem}_{first['run_id']}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        target = None
+        if name is not None:
+            target = ctx.copy_stored_figure(
+                first["store"], first["run_id"], name, f"rollout_{stem}_{first['run_id']}"
+            )
+        if target is None:
+            continue
         ctx.doc.paragraph(f"Attention rollout of the class token, {label}:")
         ctx.doc.image(target, f"attention rollout, {label}")

@@ -83,12 +83,10 @@ def _curves(ctx: Context, epochs: pd.DataFrame) -> None:
 def _figures(ctx: Context, runs: pd.DataFrame) -> None:
     """Copy the masked input / reconstruction / original figure each run stored."""
     for _, run in runs.tail(MAX_FIGURES).iterrows():
-        data = ctx.stored_figure(run["store"], run["run_id"], FIGURE)
-        if data is None:
+        name = f"mae_reconstruction_{run['run_id']}"
+        target = ctx.copy_stored_figure(run["store"], run["run_id"], FIGURE, name)
+        if target is None:
             continue
-        target = ctx.figure(f"mae_reconstruction_{run['run_id']}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
         ctx.doc.paragraph(
             f"Run {run['run_id']}, validation images: the encoder's input (hidden patches "
             "grey), the reconstruction (visible patches as they were, hidden ones as predicted, "

@@ -104,12 +104,10 @@ def _curves(ctx: Context, epochs: pd.DataFrame, runs: pd.DataFrame) -> None:
 def _overlays(ctx: Context, runs: pd.DataFrame) -> None:
     """Copy the overlays of the last runs out of their stores into the report's figures."""
     for rec in runs.to_dict("records")[-MAX_OVERLAYS:]:
-        data = ctx.stored_figure(rec["store"], rec["run_id"], OVERLAY_FIGURE)
-        if data is None:
+        name = f"segmentation_{rec['run_id']}"
+        target = ctx.copy_stored_figure(rec["store"], rec["run_id"], OVERLAY_FIGURE, name)
+        if target is None:
             continue
-        target = ctx.figure(f"segmentation_{rec['run_id']}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
         ctx.doc.paragraph(
             f"Test images of run {rec['run_id']} ({rec['model']}): true and "
             "predicted masks painted over them."
