@@ -331,3 +331,20 @@ def write_full_store(path: Path) -> Path:
         )
     write_train_store(path, n_epochs=50)
     return write_sweep_store(path)
+
+
+def report_recording_panels(store_path: Path, out: Path, monkeypatch) -> tuple[str, dict, Path]:
+    """The report of one store, the series its panel figures drew by (figure, panel title,
+    label), and the report's folder."""
+    from vitbench.report import build_report, plots
+
+    drawn: dict = {}
+    real = plots.panels
+
+    def recording(items, path, ncols=None):
+        drawn.update({(path.stem, p.title, s.label): s for p in items for s in p.series})
+        return real(items, path, ncols)
+
+    monkeypatch.setattr(plots, "panels", recording)
+    report = build_report([store_path], out)
+    return report.read_text(), drawn, report.parent

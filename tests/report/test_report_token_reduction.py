@@ -13,6 +13,7 @@ from report_fixtures import (
     attention_rows,
     env,
     profile_rows,
+    report_recording_panels,
     write,
 )
 from test_report_imports import FORBIDDEN, REPORT, loaded_by
@@ -106,16 +107,8 @@ def write_token_reduction_store(path: Path) -> Path:
 def report(tmp_path, monkeypatch) -> tuple[str, dict, Path]:
     """The report of a store with every kind of token-reduction row, the plotted series by
     (figure, panel title, label), and the report's folder."""
-    drawn: dict = {}
-    real = plots.panels
-
-    def recording(items, path, ncols=None):
-        drawn.update({(path.stem, p.title, s.label): s for p in items for s in p.series})
-        return real(items, path, ncols)
-
-    monkeypatch.setattr(plots, "panels", recording)
-    out = build_report([write_token_reduction_store(tmp_path / "s")], tmp_path / "out")
-    return out.read_text(), drawn, out.parent
+    store = write_token_reduction_store(tmp_path / "s")
+    return report_recording_panels(store, tmp_path / "out", monkeypatch)
 
 
 def _table_with(text: str, column: str):

@@ -14,6 +14,7 @@ from report_fixtures import (
     env,
     fit_rows,
     profile_rows,
+    report_recording_panels,
     train_step_row,
     write,
     write_profile_store,
@@ -33,16 +34,8 @@ def _table_with(text: str, column: str):
 def mixed(tmp_path, monkeypatch) -> tuple[str, dict, Path]:
     """The report of a store with inference and training rows, the plotted series by (figure,
     panel title, label), and the report's folder."""
-    drawn: dict = {}
-    real = plots.panels
-
-    def recording(items, path, ncols=None):
-        drawn.update({(path.stem, p.title, s.label): s for p in items for s in p.series})
-        return real(items, path, ncols)
-
-    monkeypatch.setattr(plots, "panels", recording)
-    report = build_report([write_train_cost_store(tmp_path / "s")], tmp_path / "out")
-    return report.read_text(), drawn, report.parent
+    store = write_train_cost_store(tmp_path / "s")
+    return report_recording_panels(store, tmp_path / "out", monkeypatch)
 
 
 def test_benchmark_table_has_training_columns_beside_timms_training_benchmark(mixed) -> None:

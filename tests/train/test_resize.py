@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from interrupted import interrupted
 from markdown_checks import markdown_tables
 from timm.layers import resample_abs_pos_embed
 
@@ -111,22 +112,12 @@ def test_a_table_constant_over_the_grid_stays_constant_and_timm_vits_resize_alik
     assert timm_vit(torch.randn(2, 1, 12, 12)).shape == (2, 10)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_a_state_written_at_16_px_resumes_at_24_px_as_if_never_stopped(tmp_path) -> None:
     cfg = TrainConfig(epochs=2, img_size_schedule="16:0,24:0.5", subset=64, batch_size=32,
                       device="cpu", threads=1, model_kwargs={**TINY, "patch_size": 4})  # fmt: skip
     whole = train(cfg, store=open_store(tmp_path / "a"))
-
-    def stop(rec: dict) -> None:
-        raise Interrupt
-
     store = open_store(tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(cfg, store=store, on_epoch=stop)
-    (run_dir,) = (tmp_path / "b" / "runs").iterdir()
+    run_dir = interrupted(cfg, store, after_epoch=1)
     state = ckpt.load_state(run_dir / ckpt.STATE_FILE)
     assert state.model["pos_embed.weight"].shape == (1, 1 + 16, 16)  # 16 px: 4 x 4 patches
     resumed = train(resume=run_dir.name, store=store)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from interrupted import interrupted
 from PIL import Image
 
 from vitbench.errors import VitbenchError
@@ -65,10 +66,6 @@ def test_bad_augmentation_and_ema_options_name_the_parameter(options, words) -> 
         TrainConfig(**options).validate()
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_ema_and_augmentation_resume_exactly(tmp_path) -> None:
     cfg = TrainConfig(**TINY, ema=0.9, **AUGMENT)
     whole = train(cfg, store=open_store(tmp_path / "a"))
@@ -77,15 +74,8 @@ def test_ema_and_augmentation_resume_exactly(tmp_path) -> None:
     assert all(0 <= e["ema_val_acc"] <= 1 for e in whole.epochs)
     ema = read_state_dict(whole.run_dir / ckpt.EMA_FILE)
     assert not torch.equal(ema["head.weight"], whole.model.state_dict()["head.weight"])
-
-    def stop_after_one(row: dict) -> None:
-        if row["epoch"] == 1:
-            raise Interrupt
-
     store = open_store(tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(cfg, store=store, on_epoch=stop_after_one)
-    (run,) = (tmp_path / "b" / "runs").iterdir()
+    run = interrupted(cfg, store, after_epoch=1)
     resumed = train(resume=run.name, store=store)
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from interrupted import interrupted
 
 from vitbench.errors import VitbenchError
 from vitbench.measure.closed_form import ViTShape, vit_macs, vit_params
@@ -68,24 +69,13 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_ends_exactly_where_the_uninterrupted_run_does(tmp_path) -> None:
     # dropout and mixup draw random numbers: resuming must restore every generator
     # bit-identical on the CPU; CUDA kernels are not deterministic run to run
     cfg = TrainConfig(epochs=4, subset=192, dropout=0.1, mixup=0.2, lr=2e-3, device="cpu")
     whole = train(cfg, store=open_store(tmp_path / "a"))
-
-    def stop_after_two(rec: dict) -> None:
-        if rec["epoch"] == 2:
-            raise Interrupt
-
     store = open_store(tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(cfg, store=store, on_epoch=stop_after_two)
-    (run_dir,) = (tmp_path / "b" / "runs").iterdir()
+    run_dir = interrupted(cfg, store, after_epoch=2)
     assert holder(store, "train_run", run_dir.name).status == "released"  # it let go
     resumed = train(resume=run_dir.name, store=store)
     assert resumed.run_id == run_dir.name
@@ -106,13 +96,7 @@ def test_resume_ends_exactly_where_the_uninterrupted_run_does(tmp_path) -> None:
 
 def test_a_second_resume_of_a_running_run_is_refused_in_one_line(tmp_path) -> None:
     store = open_store(tmp_path)
-
-    def stop(rec: dict) -> None:
-        raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(TrainConfig(**TINY), store=store, on_epoch=stop)
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = interrupted(TrainConfig(**TINY), store, after_epoch=1)
     running = claim(store, "train_run", run_dir.name)  # as if another process were training it
     assert isinstance(running, Claim)
     with pytest.raises(VitbenchError, match=f"already running in process {os.getpid()} on "):
