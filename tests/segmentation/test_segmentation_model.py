@@ -49,7 +49,7 @@ def test_a_model_without_patch_grid_is_refused() -> None:
 
 def test_encoder_starts_from_a_classifier_checkpoint_without_its_head(tmp_path) -> None:
     from vitbench.segmentation.data import load_masks
-    from vitbench.segmentation.training import build_model
+    from vitbench.segmentation.training import Segmentation
     from vitbench.train.checkpoint import save_weights
     from vitbench.train.config import TrainConfig
 
@@ -62,7 +62,7 @@ def test_encoder_starts_from_a_classifier_checkpoint_without_its_head(tmp_path) 
         task="segmentation", dataset="digits_canvas", model_kwargs=kwargs, checkpoint=str(path)
     )
     data = load_masks("digits_canvas", img_size=16, subset=4)
-    _, model, new_head = build_model(cfg, data, torch.device("cpu"))
+    _, model, new_head = Segmentation().build(cfg, data, torch.device("cpu"))
     assert new_head  # 10 digit classes there, 11 classes of pixels here
     weights = model.encoder.state_dict()
     assert torch.equal(weights["patch_embed.proj.weight"], classifier.patch_embed.proj.weight)

@@ -14,9 +14,9 @@ A run given an open results store writes, as it goes:
   epoch, for ``resume``), ``model.safetensors`` (final weights with their config),
   ``ema.safetensors`` (the weights' average, when kept), ``curves.png``, ``confusion.png``.
 
-A segmentation run (``task``, :mod:`vitbench.segmentation`) scores pixels where a classifier
-scores images, adds mIoU and each class's IoU to its rows, and draws ``overlays.png`` (also
-stored in ``figures``).
+What differs by ``task`` comes from :mod:`vitbench.train.task`: a segmentation run scores
+pixels where a classifier scores images, adds mIoU and each class's IoU to its rows, and draws
+``overlays.png`` (also stored in ``figures``).
 
 The run is claimed in the store while it trains, so it is resumed by one process at a time.
 Under ``torchrun`` every process trains on its shard; only rank 0 touches the store.
@@ -43,26 +43,25 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from vitbench.environment import environment, new_run_id
 from vitbench.errors import VitbenchError
 from vitbench.precision import autocast
-from vitbench.segmentation import training as segmentation
 from vitbench.store import Claim, Recorder, Store, claim
 from vitbench.store.claims import DONE
 from vitbench.train import checkpoint as ckpt
 from vitbench.train import distributed, plots
 from vitbench.train.config import TrainConfig
-from vitbench.train.data import DataBundle, load_data
+from vitbench.train.data import DataBundle
 from vitbench.train.distill import DistillationLoss, build_teacher, has_dist_head
 from vitbench.train.engine import BatchHook, EpochStats, EvalStats, Step, evaluate, train_epoch
 from vitbench.train.inputs import check_inputs
 from vitbench.train.metrics import most_confused
 from vitbench.train.recipe import (
     build_ema,
-    build_loss,
     build_mixup,
     build_optimizer,
     build_scheduler,
 )
 from vitbench.train.resize import epoch_img_size, resize_model
-from vitbench.train.transfer import create_student, freeze_backbone
+from vitbench.train.task import Classification, task_for
+from vitbench.train.transfer import freeze_backbone
 from vitbench.zoo import ModelSpec, create_model, not_applied
 from vitbench.zoo.reduction import check_reductions, reduction_fields, tokens_per_layer
 
@@ -118,36 +117,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _load(cfg: TrainConfig, epoch: int = 0) -> DataBundle:
-    """The dataset ``cfg`` names, split, normalised and (the training split) augmented, at the
-    image size of ``epoch`` (0-based)."""
-    if cfg.task == "segmentation":
-        return segmentation.load(cfg)
-    return load_data(
-        cfg.dataset,
-        img_size=epoch_img_size(cfg, epoch),
-        in_chans=cfg.in_chans,
-        **cfg.data_split(),
-        **cfg.augmentation(),
-    )
-
-
-def _model(
-    cfg: TrainConfig, data: DataBundle, env: distributed.DistEnv
-) -> tuple[ModelSpec, nn.Module, bool]:
-    """The model shaped for ``data``, on this process's device, and whether its head is new
-    (weights made for other classes)."""
-    if cfg.task == "segmentation":  # an encoder and a decoder
-        return segmentation.build_model(cfg, data, env.device)
-    spec = cfg.model_spec(data.img_size, data.in_chans, data.num_classes)
-    model, new_head = create_student(spec, env.device, cfg.pretrained, cfg.checkpoint)
-    if cfg.grad_checkpointing:
-        if not hasattr(model, "set_grad_checkpointing"):
-            raise VitbenchError(f"{cfg.model} does not support gradient checkpointing")
-        model.set_grad_checkpointing(True)
-    return spec, model, new_head
 
 
 def _teacher(
@@ -271,7 +240,7 @@ def _step(
     """What trains ``net`` (``model`` or its DDP wrapper) for ``steps`` updates an epoch: the
     parameters that require gradients (with ``freeze``, those of ``train_only``, the head)."""
     optimizer = build_optimizer(model, cfg)
-    loss = segmentation.pixel_loss(cfg) if cfg.task == "segmentation" else build_loss(cfg)
+    loss = task_for(cfg).loss(cfg)
     distill = None
     if teacher is not None:
         kind, weight = str(cfg.distillation), cfg.teacher_weight()
@@ -317,7 +286,7 @@ def _epoch_record(
         "epoch_s": tr.seconds,
         "train_images": tr.images,
         **averaged,
-        **(segmentation.epoch_fields(va) if cfg.task == "segmentation" else {}),
+        **task_for(cfg).epoch_fields(va),
     }
 
 
@@ -434,8 +403,9 @@ class _Run:
         writer = store if env.is_main else None
         recorder = Recorder(writer, environment(env.device) if writer is not None else {}, run_id)
         _seed_everything(cfg.seed)
-        data = _load(cfg)
-        spec, model, new_head = _model(cfg, data, env)
+        task = task_for(cfg)
+        data = task.load(cfg)
+        spec, model, new_head = task.build(cfg, data, env.device)
         check_reductions([dataclasses.replace(spec, reduction=p) for p in cfg.reduction_points()])
         teacher = _teacher(cfg, data, model, env)
         # a linear probe freezes all but the head, before DDP takes note of what trains
@@ -501,13 +471,19 @@ class _Run:
             resize_model(self.step.ema.module, size)
         self.step.model = _data_parallel(self.model, self.env)  # DDP knows the old shapes
         self.spec = dataclasses.replace(self.spec, img_size=size)
-        self.data = _load(self.cfg, epoch)
+        self.data = self.task.load(self.cfg, epoch)
         self.loaders = _loaders(self.data, self.cfg, self.env)
+
+    @property
+    def task(self) -> Classification:
+        """What the run predicts (:mod:`vitbench.train.task`)."""
+        return task_for(self.cfg)
 
     def evaluate(self, model: nn.Module, loader: DataLoader) -> EvalStats:
         """``model`` scored on every image of ``loader``'s split, over all processes."""
-        score = segmentation.evaluate_masks if self.cfg.task == "segmentation" else evaluate
-        return score(model, loader, self.data.num_classes, self.env, self.cfg.precision)
+        return self.task.evaluate(
+            model, loader, self.data.num_classes, self.env, self.cfg.precision
+        )
 
     def checkpoint(self) -> None:
         """Rewrite ``last.safetensors`` (rank 0, with a store); every process gives its RNG."""
@@ -539,11 +515,10 @@ class _Run:
         teacher_test = self.evaluate(teacher, self.loaders.test) if teacher is not None else None
         self.model.eval()
         points = self.recorder.write("token_reduction", self.test_points())
-        counted = self.model if self.cfg.task == "segmentation" else None  # with its decoder
+        counted = self.model if self.task.counts_built_model else None
         record = _run_record(self, _macs(self.spec, counted) if env.is_main else None, test)
         record.update(_method_record(self, test, ema_test, teacher_test))
-        if self.cfg.task == "segmentation":
-            record.update(segmentation.run_fields(self.cfg, test))
+        record.update(self.task.run_fields(self.cfg, test))
         if env.is_main and self.rdir is not None:
             self.write_files(self.rdir, test)
             record["run_dir"] = str(self.rdir)
@@ -599,9 +574,7 @@ class _Run:
         if self.progress.history:
             plots.curves(self.progress.history, rdir / "curves.png", title)
         plots.confusion(test.confusion, self.data.classes, rdir / "confusion.png", title)
-        if cfg.task == "segmentation":
-            path = rdir / "overlays.png"
-            segmentation.write_overlays(self.model, self.data, path, title, self.recorder)
+        self.task.write_files(self.model, self.data, rdir, title, self.recorder)
 
 
 def _claim_run(store: Store, run_id: str, resuming: bool) -> Claim:
