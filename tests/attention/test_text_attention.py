@@ -50,7 +50,7 @@ def _reference_ids(vocab, text):
     """ids and tokens from transformers' BertTokenizer on the same vocabulary file."""
     from transformers import BertTokenizer
 
-    ref = BertTokenizer.from_pretrained(str(vocab.parent))
+    ref = BertTokenizer.from_pretrained(str(vocab.parent), local_files_only=True)
     ids = ref(text)["input_ids"]
     return torch.tensor([ids]), ref.convert_ids_to_tokens(ids)
 
@@ -188,7 +188,9 @@ def test_rows_tokens_and_heatmaps_round_trip_through_the_store(tmp_path, vocab):
 def test_an_hf_bert_reads_with_its_own_tokenizer_as_transformers_reports(vocab, monkeypatch, attn):
     from transformers import BertTokenizer
 
-    own = BertTokenizer.from_pretrained(str(vocab.parent))  # stands in for a cached hub tokenizer
+    own = BertTokenizer.from_pretrained(
+        str(vocab.parent), local_files_only=True
+    )  # stands in for a cached hub tokenizer
     monkeypatch.setattr("vitbench.zoo.hf.hf_tokenizer", lambda name: own)
     torch.manual_seed(0)
     kwargs = dict(HF_TINY, attn_implementation=attn)
