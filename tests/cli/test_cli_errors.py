@@ -6,6 +6,8 @@ run in-process through ``vitbench.cli.main`` and fail before any model is built.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from vitbench.cli import main
@@ -50,3 +52,18 @@ def test_bare_command_prints_the_help_and_no_error_line(capsys) -> None:
     assert exit_.value.code == 2  # click's code when a group is called without a command
     assert "Usage:" in out + err and "profile" in out + err
     assert "error" not in (out + err).lower()
+
+
+def test_brackets_in_a_message_are_printed_not_read_as_markup(monkeypatch, capsys) -> None:
+    """Without transformers, hf: names how to install it; rich must not eat '[hf]'."""
+    from vitbench.zoo import hf
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails
+    hf._config.cache_clear()  # a config cached by another test would need no import
+    with pytest.raises(SystemExit) as exit_:
+        main(["profile", "hf:bert", "--metrics", "params", "--no-save"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.strip() == (
+        "error: hf: models need the transformers package: pip install 'vitbench[hf]'"
+    )

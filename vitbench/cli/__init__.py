@@ -23,7 +23,7 @@ from vitbench.cli import report as _report  # noqa: F401
 from vitbench.cli import store as _store  # noqa: F401
 from vitbench.cli import train as _train  # noqa: F401
 from vitbench.cli.app import app
-from vitbench.cli.output import err_console, warn
+from vitbench.cli.output import err_console, error, warn
 from vitbench.errors import VitbenchError
 
 
@@ -59,7 +59,7 @@ def _run(argv: list[str] | None) -> None:
                 err_console.print("interrupted")
             sys.exit(rc)
     except VitbenchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        error(str(exc))
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -76,11 +76,6 @@ def _run(argv: list[str] | None) -> None:
         if os.environ.get("VITBENCH_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err_console.print(
-            f"[red]error:[/red] {type(exc).__name__}: {first} "
-            "(set VITBENCH_DEBUG=1 for the traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        error(f"{type(exc).__name__}: {first} (set VITBENCH_DEBUG=1 for the traceback)")
         sys.exit(1)
     sys.exit(0)

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -118,12 +119,20 @@ def emit(
     Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
+def error(message: str) -> None:
+    """One ``error:`` line on stderr; the message is printed as it is, never read as rich
+    markup (``pip install 'vitbench[hf]'`` keeps its brackets)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def info(message: str) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
+    err_console.print(escape(message), highlight=False, soft_wrap=True)
 
 
 def progress_bar(
